@@ -1,0 +1,225 @@
+// Package app wires qgate together: configuration in, a running service out. Tests start the
+// whole service in-process through New and Start; cmd/qgate calls Run.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/qgate/qgate/internal/access"
+	"github.com/qgate/qgate/internal/api"
+	"github.com/qgate/qgate/internal/config"
+	"github.com/qgate/qgate/internal/kafka"
+	"github.com/qgate/qgate/internal/receiver"
+	"github.com/qgate/qgate/internal/store"
+)
+
+// App is a running qgate node.
+type App struct {
+	cfg      config.Config
+	log      *zap.Logger
+	store    *store.DB
+	broker   *kafka.Embedded
+	brokers  []string
+	producer *kafka.Producer
+	receiver *receiver.Receiver
+	auth     *access.Authenticator
+	registry *prometheus.Registry
+	engine   *gin.Engine
+	server   *http.Server
+	listener net.Listener
+	secret   []byte
+}
+
+// New builds a node from cfg: it opens the store, starts the embedded broker when no brokers
+// are configured, creates missing topics and assembles the HTTP API. It does not listen yet.
+func New(ctx context.Context, cfg config.Config, log *zap.Logger) (a *App, err error) {
+	a = &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.store, err = store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if a.secret, err = loadSecret(cfg, log); err != nil {
+		return nil, err
+	}
+
+	a.brokers = cfg.KafkaBrokers
+	if cfg.Embedded() {
+		a.broker, err = kafka.StartEmbedded(0)
+		if err != nil {
+			return nil, err
+		}
+		a.brokers = a.broker.Addrs()
+		log.Warn("EMBEDDED KAFKA BROKER IN MEMORY: NOT DURABLE. Everything queued is lost when this process stops. Set QGATE_KAFKA_BROKERS for production.",
+			zap.Strings("brokers", a.brokers))
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = kafka.EnsureTopics(tctx, a.brokers,
+		kafka.TopicSpec{Name: cfg.ProfileTopic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor},
+		kafka.TopicSpec{Name: cfg.DeliveryTopic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor},
+	)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("kafka at %s: %w", strings.Join(a.brokers, ","), err)
+	}
+
+	a.producer = kafka.NewProducer(a.brokers, cfg.ProfileTopic, kafka.ProducerOptions{})
+	a.receiver = receiver.New(a.producer, receiver.Options{
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxBatch:       cfg.MaxBatch,
+		ProduceTimeout: cfg.ProduceTimeout,
+	}, receiver.NewMetrics(a.registry))
+	a.auth = access.NewAuthenticator(a.store, cfg.AdminKey)
+	if cfg.AdminKey == "" {
+		log.Warn("QGATE_ADMIN_KEY is not set: no bootstrap admin key; create keys with 'qgate keys create'")
+	}
+	a.engine = a.routes()
+	return a, nil
+}
+
+func (a *App) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.ContextWithFallback = true
+	e.Use(api.Recovery(a.log), api.AccessLog(a.log), api.RequestMetrics(a.registry))
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", a.ready)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})))
+
+	v1 := e.Group("/v1")
+	a.receiver.Register(v1.Group("", access.Require(a.auth, access.RoleIngest)))
+	keys := &access.Handlers{Store: a.store, Auth: a.auth, Now: time.Now}
+	keys.Register(v1.Group("", access.Require(a.auth, access.RoleAdmin)))
+	return e
+}
+
+func (a *App) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ok := true
+	if err := a.store.Ping(ctx); err != nil {
+		checks["store"], ok = err.Error(), false
+	} else {
+		checks["store"] = "ok"
+	}
+	if err := kafka.Ping(ctx, a.brokers); err != nil {
+		checks["kafka"], ok = "unreachable", false
+	} else {
+		checks["kafka"] = "ok"
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+// Handler is the node's HTTP API.
+func (a *App) Handler() http.Handler { return a.engine }
+
+// Brokers are the Kafka brokers the node uses (the embedded one's address in the default mode).
+func (a *App) Brokers() []string { return a.brokers }
+
+// Store is the node's store (for tests and the CLI).
+func (a *App) Store() *store.DB { return a.store }
+
+// Start listens on the configured address and serves in the background. It returns the bound
+// address (useful with port 0).
+func (a *App) Start() (string, error) {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return "", fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	a.listener = ln
+	a.server = &http.Server{Handler: a.engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() {
+		if err := a.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", zap.Error(err))
+		}
+	}()
+	a.log.Info("qgate listening", zap.String("addr", ln.Addr().String()), zap.String("store", string(a.store.Dialect())))
+	return ln.Addr().String(), nil
+}
+
+// Run starts the node and serves until ctx is cancelled, then shuts down gracefully.
+func (a *App) Run(ctx context.Context) error {
+	if _, err := a.Start(); err != nil {
+		a.closeAll()
+		return err
+	}
+	<-ctx.Done()
+	a.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	return a.Shutdown(sctx)
+}
+
+// Shutdown stops accepting ingest (503), finishes in-flight requests, flushes the producer and
+// closes the store and the embedded broker.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.receiver.Drain()
+	var errs []error
+	if a.server != nil {
+		if err := a.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	a.closeAll()
+	return errors.Join(errs...)
+}
+
+func (a *App) closeAll() {
+	if a.producer != nil {
+		a.producer.Close()
+	}
+	if a.broker != nil {
+		a.broker.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+// loadSecret returns the 32-byte key that encrypts stored tokens: QGATE_SECRET_KEY, or in the
+// embedded default a key generated once into the data dir.
+func loadSecret(cfg config.Config, log *zap.Logger) ([]byte, error) {
+	if cfg.SecretKey != "" {
+		return config.DecodeSecretKey(cfg.SecretKey)
+	}
+	path := filepath.Join(cfg.DataDir, "secret.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return config.DecodeSecretKey(string(b))
+	}
+	var k [32]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(k[:])+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write generated secret key: %w", err)
+	}
+	log.Warn("QGATE_SECRET_KEY not set: generated one into the data dir; back it up, stored tokens cannot be read without it", zap.String("path", path))
+	return k[:], nil
+}

@@ -1,0 +1,219 @@
+// Package config owns qgate's configuration: one struct, its defaults, loading from the
+// environment and flags, and validation at start with messages an operator can act on.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything `qgate serve` needs. It is loaded once in run() and passed down.
+type Config struct {
+	Addr                 string   // QGATE_ADDR
+	DataDir              string   // QGATE_DATA_DIR
+	KafkaBrokers         []string // QGATE_KAFKA_BROKERS; empty: embedded broker
+	DatabaseURL          string   // QGATE_DATABASE_URL; empty: SQLite in DataDir
+	AdminKey             string   // QGATE_ADMIN_KEY
+	SecretKey            string   // QGATE_SECRET_KEY (base64 or hex, 32 bytes)
+	AllowedHosts         []string // QGATE_ALLOWED_HOSTS
+	AllowPrivateNetworks bool     // QGATE_ALLOW_PRIVATE_NETWORKS
+
+	// Kafka topics and their partition count when qgate creates them.
+	ProfileTopic      string        // QGATE_PROFILE_TOPIC
+	DeliveryTopic     string        // QGATE_DELIVERY_TOPIC
+	Partitions        int           // QGATE_KAFKA_PARTITIONS
+	ReplicationFactor int           // QGATE_KAFKA_REPLICATION_FACTOR
+	ProduceTimeout    time.Duration // QGATE_PRODUCE_TIMEOUT: how long ingest waits for acks=all
+
+	// Ingest limits.
+	MaxBodyBytes int64 // QGATE_MAX_BODY_BYTES (default 5 MB)
+	MaxBatch     int   // QGATE_MAX_BATCH (default 500)
+
+	LogLevel        string        // QGATE_LOG_LEVEL: debug|info|warn|error
+	ShutdownTimeout time.Duration // QGATE_SHUTDOWN_TIMEOUT
+}
+
+// Default returns the embedded-default configuration.
+func Default() Config {
+	return Config{
+		Addr:              ":8080",
+		DataDir:           "./data",
+		AllowedHosts:      []string{"*.qualtrics.com"},
+		ProfileTopic:      "qgate.profile-updates",
+		DeliveryTopic:     "qgate.delivery-jobs",
+		Partitions:        12,
+		ReplicationFactor: 1,
+		ProduceTimeout:    10 * time.Second,
+		MaxBodyBytes:      5 << 20,
+		MaxBatch:          500,
+		LogLevel:          "info",
+		ShutdownTimeout:   25 * time.Second,
+	}
+}
+
+// Load reads the environment (through getenv) and then the flags in args, flags winning.
+// It returns the validated configuration or an error naming every bad setting.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	c := Default()
+	var errs []error
+	str := func(env string, dst *string) {
+		if v := strings.TrimSpace(getenv(env)); v != "" {
+			*dst = v
+		}
+	}
+	list := func(env string, dst *[]string) {
+		if v := strings.TrimSpace(getenv(env)); v != "" {
+			*dst = splitList(v)
+		}
+	}
+	integer := func(env string, dst *int) {
+		if v := strings.TrimSpace(getenv(env)); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a whole number", env, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	dur := func(env string, dst *time.Duration) {
+		if v := strings.TrimSpace(getenv(env)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a duration such as 10s or 1m", env, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	boolean := func(env string, dst *bool) {
+		if v := strings.TrimSpace(getenv(env)); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want true or false", env, v))
+				return
+			}
+			*dst = b
+		}
+	}
+	str("QGATE_ADDR", &c.Addr)
+	str("QGATE_DATA_DIR", &c.DataDir)
+	list("QGATE_KAFKA_BROKERS", &c.KafkaBrokers)
+	str("QGATE_DATABASE_URL", &c.DatabaseURL)
+	str("QGATE_ADMIN_KEY", &c.AdminKey)
+	str("QGATE_SECRET_KEY", &c.SecretKey)
+	list("QGATE_ALLOWED_HOSTS", &c.AllowedHosts)
+	boolean("QGATE_ALLOW_PRIVATE_NETWORKS", &c.AllowPrivateNetworks)
+	str("QGATE_PROFILE_TOPIC", &c.ProfileTopic)
+	str("QGATE_DELIVERY_TOPIC", &c.DeliveryTopic)
+	integer("QGATE_KAFKA_PARTITIONS", &c.Partitions)
+	integer("QGATE_KAFKA_REPLICATION_FACTOR", &c.ReplicationFactor)
+	dur("QGATE_PRODUCE_TIMEOUT", &c.ProduceTimeout)
+	var maxBody int
+	integer("QGATE_MAX_BODY_BYTES", &maxBody)
+	if maxBody != 0 {
+		c.MaxBodyBytes = int64(maxBody)
+	}
+	integer("QGATE_MAX_BATCH", &c.MaxBatch)
+	str("QGATE_LOG_LEVEL", &c.LogLevel)
+	dur("QGATE_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (QGATE_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (QGATE_DATA_DIR)")
+	brokers := fs.String("kafka-brokers", strings.Join(c.KafkaBrokers, ","), "Kafka brokers, comma separated; empty: embedded broker (QGATE_KAFKA_BROKERS)")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres:// URL; empty: SQLite in the data dir (QGATE_DATABASE_URL)")
+	fs.IntVar(&c.Partitions, "kafka-partitions", c.Partitions, "partitions of topics qgate creates (QGATE_KAFKA_PARTITIONS)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (QGATE_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.KafkaBrokers = splitList(*brokers)
+	if len(errs) == 0 {
+		errs = append(errs, c.Validate())
+	}
+	return c, errors.Join(errs...)
+}
+
+// Validate checks the configuration as a whole and names every bad setting.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		bad("QGATE_ADDR=%q: want host:port, e.g. :8080", c.Addr)
+	}
+	if c.DataDir == "" {
+		bad("QGATE_DATA_DIR: must not be empty")
+	}
+	for _, b := range c.KafkaBrokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad("QGATE_KAFKA_BROKERS: %q is not host:port", b)
+		}
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		bad("QGATE_DATABASE_URL: want a postgres:// URL (leave it empty for SQLite in the data dir)")
+	}
+	if c.AdminKey != "" && len(c.AdminKey) < 24 {
+		bad("QGATE_ADMIN_KEY: too short; use at least 24 random characters")
+	}
+	if c.SecretKey != "" {
+		if _, err := DecodeSecretKey(c.SecretKey); err != nil {
+			bad("QGATE_SECRET_KEY: %v", err)
+		}
+	} else if len(c.KafkaBrokers) > 0 || c.DatabaseURL != "" {
+		bad("QGATE_SECRET_KEY: required outside the embedded default (32 bytes, hex or base64)")
+	}
+	if len(c.AllowedHosts) == 0 {
+		bad("QGATE_ALLOWED_HOSTS: must list at least one host pattern")
+	}
+	for _, h := range c.AllowedHosts {
+		if strings.ContainsAny(h, "/: ") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")) {
+			bad("QGATE_ALLOWED_HOSTS: %q is not a host or *.domain pattern", h)
+		}
+	}
+	if c.ProfileTopic == "" || c.DeliveryTopic == "" || c.ProfileTopic == c.DeliveryTopic {
+		bad("QGATE_PROFILE_TOPIC / QGATE_DELIVERY_TOPIC: must be two different, non-empty names")
+	}
+	if c.Partitions < 1 || c.Partitions > 1000 {
+		bad("QGATE_KAFKA_PARTITIONS=%d: want 1 to 1000", c.Partitions)
+	}
+	if c.ReplicationFactor < 1 {
+		bad("QGATE_KAFKA_REPLICATION_FACTOR=%d: want at least 1", c.ReplicationFactor)
+	}
+	if c.ProduceTimeout <= 0 {
+		bad("QGATE_PRODUCE_TIMEOUT: must be positive")
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("QGATE_MAX_BODY_BYTES=%d: want at least 1024", c.MaxBodyBytes)
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > 10000 {
+		bad("QGATE_MAX_BATCH=%d: want 1 to 10000", c.MaxBatch)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("QGATE_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("QGATE_SHUTDOWN_TIMEOUT: must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// Embedded reports whether qgate runs its own in-memory broker.
+func (c Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

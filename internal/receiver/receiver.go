@@ -1,0 +1,259 @@
+// Package receiver owns ingest: POST /v1/profiles validates each profile update, queues the
+// accepted ones on the log in one acks=all write, and answers with a verdict per profile only
+// after the log acknowledged them.
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/qgate/qgate/internal/api"
+	"github.com/qgate/qgate/internal/fault"
+	"github.com/qgate/qgate/internal/profile"
+	"github.com/qgate/qgate/internal/queue"
+	"github.com/qgate/qgate/internal/update"
+)
+
+// Publisher writes messages to the profile-updates topic and returns only once every message
+// is acknowledged by all in-sync replicas. On failure its error may implement
+// queue.PartialError to say which messages were not written.
+type Publisher interface {
+	Publish(ctx context.Context, msgs []queue.Message) error
+}
+
+// Options configure the receiver.
+type Options struct {
+	MaxBodyBytes    int64 // 413 above it (default 5 MB)
+	MaxBatch        int   // 400 above it (default 500)
+	MaxProfileBytes int   // one profile's size; larger ones are rejected (default 512 KB)
+	Limits          profile.Limits
+	ProduceTimeout  time.Duration // how long to wait for acks before answering 503
+	RetryAfter      time.Duration // Retry-After on 503 (default 2s)
+	Now             func() time.Time
+}
+
+// Receiver serves ingest.
+type Receiver struct {
+	pub      Publisher
+	opts     Options
+	metrics  *Metrics
+	draining atomic.Bool
+}
+
+// New returns a receiver publishing through pub.
+func New(pub Publisher, opts Options, m *Metrics) *Receiver {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 5 << 20
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 500
+	}
+	if opts.MaxProfileBytes <= 0 {
+		opts.MaxProfileBytes = 512 << 10
+	}
+	if opts.Limits == (profile.Limits{}) {
+		opts.Limits = profile.DefaultLimits()
+	}
+	if opts.ProduceTimeout <= 0 {
+		opts.ProduceTimeout = 10 * time.Second
+	}
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Receiver{pub: pub, opts: opts, metrics: m}
+}
+
+// Drain makes ingest answer 503 from now on (graceful shutdown).
+func (r *Receiver) Drain() { r.draining.Store(true) }
+
+// Verdict statuses.
+const (
+	StatusAccepted    = "accepted"
+	StatusRejected    = "rejected"
+	StatusUnavailable = "unavailable" // valid, but the log did not acknowledge it: safe to retry
+)
+
+// Result is the verdict on one profile of a request.
+type Result struct {
+	Index    int             `json:"index"`
+	UpdateID string          `json:"updateId,omitempty"`
+	Status   string          `json:"status"`
+	Errors   []fault.Problem `json:"errors,omitempty"`
+}
+
+// Response is the body of 202, 422 and the 503 that follows validation.
+type Response struct {
+	Accepted int      `json:"accepted"`
+	Results  []Result `json:"results"`
+}
+
+// Codes of request-level problems.
+const (
+	CodeTooManyProfiles  = "too_many_profiles"
+	CodeEmptyBatch       = "empty_batch"
+	CodeMalformedJSON    = "malformed_json"
+	CodeBodyTooLarge     = "body_too_large"
+	CodeProfileTooLarge  = "profile_too_large"
+	CodeQueueUnavailable = "queue_unavailable"
+	CodeShuttingDown     = "shutting_down"
+)
+
+// Register adds POST /profiles to g (which must already require the ingest role).
+func (r *Receiver) Register(g gin.IRoutes) { g.POST("/profiles", r.handle) }
+
+func (r *Receiver) handle(c *gin.Context) {
+	if r.draining.Load() {
+		api.Fail(c, &fault.Error{Kind: fault.Unavailable, RetryAfter: r.opts.RetryAfter,
+			Problems: []fault.Problem{{Code: CodeShuttingDown, Message: "this node is shutting down; retry on another node or shortly"}}})
+		return
+	}
+	body, err := r.readBody(c)
+	if err != nil {
+		r.metrics.requests.WithLabelValues(strconv.Itoa(api.Status(err))).Inc()
+		api.Fail(c, err)
+		return
+	}
+	resp, err := r.Ingest(c.Request.Context(), body)
+	if err != nil && resp == nil {
+		r.metrics.requests.WithLabelValues(strconv.Itoa(api.Status(err))).Inc()
+		api.Fail(c, err)
+		return
+	}
+	status := http.StatusAccepted
+	switch {
+	case err != nil:
+		status = http.StatusServiceUnavailable
+		c.Header("Retry-After", strconv.Itoa(int(r.opts.RetryAfter/time.Second)))
+		_ = c.Error(err)
+	case resp.Accepted == 0:
+		status = http.StatusUnprocessableEntity
+	}
+	r.metrics.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	c.JSON(status, resp)
+}
+
+func (r *Receiver) readBody(c *gin.Context) ([]byte, error) {
+	if err := api.CheckJSON(c.Request); err != nil {
+		return nil, err
+	}
+	max := r.opts.MaxBodyBytes
+	tooLarge := fault.New(fault.TooLarge, "", CodeBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes; send fewer profiles per request", max))
+	if c.Request.ContentLength > max {
+		return nil, tooLarge
+	}
+	size := c.Request.ContentLength
+	if size < 0 || size > max {
+		size = 32 << 10
+	}
+	buf := make([]byte, 0, size+1)
+	lr := io.LimitReader(c.Request.Body, max+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fault.New(fault.Malformed, "", "unreadable_body", "the request body could not be read")
+		}
+	}
+	if int64(len(buf)) > max {
+		return nil, tooLarge
+	}
+	return buf, nil
+}
+
+// Ingest validates body and queues the accepted profiles. It returns a response and no error
+// when the log acknowledged every accepted profile (or none was accepted); a response and an
+// error wrapping fault.Unavailable when the log failed after validation; and no response with a
+// request-level error (malformed JSON, too many profiles) when nothing could be judged.
+func (r *Receiver) Ingest(ctx context.Context, body []byte) (*Response, error) {
+	raws, err := profile.SplitBody(body, r.opts.MaxBatch)
+	switch {
+	case errors.Is(err, profile.ErrTooMany):
+		return nil, fault.New(fault.Malformed, "profiles", CodeTooManyProfiles, fmt.Sprintf("send at most %d profiles per request", r.opts.MaxBatch))
+	case errors.Is(err, profile.ErrEmpty):
+		return nil, fault.New(fault.Malformed, "profiles", CodeEmptyBatch, "the profiles array is empty")
+	case err != nil:
+		return nil, fault.New(fault.Malformed, "", CodeMalformedJSON, "the body is not valid JSON of one profile or {\"profiles\": [...]}: "+err.Error())
+	}
+
+	now := r.opts.Now().UTC()
+	resp := &Response{Results: make([]Result, len(raws))}
+	msgs := make([]queue.Message, 0, len(raws))
+	idx := make([]int, 0, len(raws)) // msgs[i] is results[idx[i]]
+	for i, raw := range raws {
+		res := &resp.Results[i]
+		res.Index = i
+		if len(raw) > r.opts.MaxProfileBytes {
+			res.Status = StatusRejected
+			res.Errors = []fault.Problem{{Code: CodeProfileTooLarge, Message: fmt.Sprintf("the profile is %d bytes; at most %d are accepted", len(raw), r.opts.MaxProfileBytes)}}
+			r.metrics.rejected(CodeProfileTooLarge)
+			continue
+		}
+		p, ferrs := profile.Parse(raw, r.opts.Limits)
+		if ferrs != nil {
+			res.Status = StatusRejected
+			res.Errors = make([]fault.Problem, len(ferrs))
+			for j, fe := range ferrs {
+				res.Errors[j] = fault.Problem{Path: fe.Path, Code: fe.Code, Message: fe.Message}
+			}
+			r.metrics.rejected(ferrs[0].Code)
+			continue
+		}
+		res.UpdateID = update.NewID()
+		key := p.Key()
+		msgs = append(msgs, queue.Message{
+			Key:   []byte(key),
+			Value: update.AppendEncode(make([]byte, 0, len(p.Raw)+160), update.Envelope{V: update.Version, UpdateID: res.UpdateID, ReceivedAt: now, ProfileKey: key, Profile: p.Raw}),
+		})
+		idx = append(idx, i)
+	}
+	if len(msgs) == 0 {
+		return resp, nil
+	}
+
+	pctx, cancel := context.WithTimeoutCause(ctx, r.opts.ProduceTimeout, errors.New("kafka did not acknowledge in time"))
+	start := time.Now()
+	err = r.pub.Publish(pctx, msgs)
+	cancel()
+	r.metrics.produce.Observe(time.Since(start).Seconds())
+	if err == nil {
+		for _, i := range idx {
+			resp.Results[i].Status = StatusAccepted
+		}
+		resp.Accepted = len(msgs)
+		r.metrics.accepted.Add(float64(len(msgs)))
+		return resp, nil
+	}
+	var partial queue.PartialError
+	isPartial := errors.As(err, &partial)
+	for m, i := range idx {
+		res := &resp.Results[i]
+		if isPartial && !partial.NotWritten(m) {
+			res.Status = StatusAccepted
+			resp.Accepted++
+			r.metrics.accepted.Inc()
+			continue
+		}
+		res.Status = StatusUnavailable
+		res.UpdateID = ""
+		res.Errors = []fault.Problem{{Code: CodeQueueUnavailable, Message: "the queue did not acknowledge this profile; it was not accepted and is safe to send again"}}
+		r.metrics.unavailable.Inc()
+	}
+	return resp, fmt.Errorf("%w: publish: %w", fault.Unavailable, err)
+}
