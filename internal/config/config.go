@@ -34,6 +34,14 @@ type Config struct {
 	MaxBodyBytes int64 // QGATE_MAX_BODY_BYTES (default 5 MB)
 	MaxBatch     int   // QGATE_MAX_BATCH (default 500)
 
+	// Delivery.
+	DeliveryTimeout time.Duration // QGATE_DELIVERY_TIMEOUT: one POST to a destination
+	RetryWindow     time.Duration // QGATE_RETRY_WINDOW: retry until then, then dead-letter
+	RetryBaseDelay  time.Duration // QGATE_RETRY_BASE_DELAY: first retry's backoff ceiling
+	RetryMaxDelay   time.Duration // QGATE_RETRY_MAX_DELAY: any retry's backoff ceiling
+	BreakerTimeout  time.Duration // QGATE_BREAKER_TIMEOUT: open circuit's wait before a probe
+	RegistryRefresh time.Duration // QGATE_REGISTRY_REFRESH: how often destination changes are read
+
 	LogLevel        string        // QGATE_LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // QGATE_SHUTDOWN_TIMEOUT
 }
@@ -51,6 +59,12 @@ func Default() Config {
 		ProduceTimeout:    10 * time.Second,
 		MaxBodyBytes:      5 << 20,
 		MaxBatch:          500,
+		DeliveryTimeout:   10 * time.Second,
+		RetryWindow:       24 * time.Hour,
+		RetryBaseDelay:    time.Second,
+		RetryMaxDelay:     5 * time.Minute,
+		BreakerTimeout:    30 * time.Second,
+		RegistryRefresh:   time.Second,
 		LogLevel:          "info",
 		ShutdownTimeout:   25 * time.Second,
 	}
@@ -120,6 +134,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		c.MaxBodyBytes = int64(maxBody)
 	}
 	integer("QGATE_MAX_BATCH", &c.MaxBatch)
+	dur("QGATE_DELIVERY_TIMEOUT", &c.DeliveryTimeout)
+	dur("QGATE_RETRY_WINDOW", &c.RetryWindow)
+	dur("QGATE_RETRY_BASE_DELAY", &c.RetryBaseDelay)
+	dur("QGATE_RETRY_MAX_DELAY", &c.RetryMaxDelay)
+	dur("QGATE_BREAKER_TIMEOUT", &c.BreakerTimeout)
+	dur("QGATE_REGISTRY_REFRESH", &c.RegistryRefresh)
 	str("QGATE_LOG_LEVEL", &c.LogLevel)
 	dur("QGATE_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 
@@ -193,6 +213,18 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 10000 {
 		bad("QGATE_MAX_BATCH=%d: want 1 to 10000", c.MaxBatch)
+	}
+	for name, d := range map[string]time.Duration{
+		"QGATE_DELIVERY_TIMEOUT": c.DeliveryTimeout, "QGATE_RETRY_WINDOW": c.RetryWindow,
+		"QGATE_RETRY_BASE_DELAY": c.RetryBaseDelay, "QGATE_RETRY_MAX_DELAY": c.RetryMaxDelay,
+		"QGATE_BREAKER_TIMEOUT": c.BreakerTimeout, "QGATE_REGISTRY_REFRESH": c.RegistryRefresh,
+	} {
+		if d <= 0 {
+			bad("%s: must be positive", name)
+		}
+	}
+	if c.RetryBaseDelay > c.RetryMaxDelay {
+		bad("QGATE_RETRY_BASE_DELAY (%s) must not exceed QGATE_RETRY_MAX_DELAY (%s)", c.RetryBaseDelay, c.RetryMaxDelay)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -15,3 +15,12 @@ type PartialError interface {
 	error
 	NotWritten(i int) bool
 }
+
+// Record is a consumed message with its position in the log.
+type Record struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+}

@@ -1,0 +1,73 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadDefaultsAreTheEmbeddedMode(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.DataDir != "./data" || !c.Embedded() || c.DatabaseURL != "" ||
+		len(c.AllowedHosts) != 1 || c.AllowedHosts[0] != "*.qualtrics.com" || c.AllowPrivateNetworks || c.MaxBatch != 500 || c.MaxBodyBytes != 5<<20 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestLoadReadsEveryContractName(t *testing.T) {
+	c, err := Load([]string{"--log-level", "debug"}, env(map[string]string{
+		"QGATE_ADDR":                   "127.0.0.1:9000",
+		"QGATE_DATA_DIR":               "/tmp/q",
+		"QGATE_KAFKA_BROKERS":          "k1:9092, k2:9092",
+		"QGATE_DATABASE_URL":           "postgres://u@h/db",
+		"QGATE_ADMIN_KEY":              strings.Repeat("a", 32),
+		"QGATE_SECRET_KEY":             strings.Repeat("ab", 32),
+		"QGATE_ALLOWED_HOSTS":          "*.qualtrics.com, localhost",
+		"QGATE_ALLOW_PRIVATE_NETWORKS": "true",
+		"QGATE_RETRY_WINDOW":           "1h",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9000" || c.DataDir != "/tmp/q" || len(c.KafkaBrokers) != 2 || c.KafkaBrokers[1] != "k2:9092" ||
+		c.DatabaseURL != "postgres://u@h/db" || len(c.AllowedHosts) != 2 || !c.AllowPrivateNetworks || c.RetryWindow != time.Hour || c.LogLevel != "debug" {
+		t.Fatalf("loaded: %+v", c)
+	}
+}
+
+func TestLoadNamesEveryBadSetting(t *testing.T) {
+	_, err := Load(nil, env(map[string]string{"QGATE_ALLOW_PRIVATE_NETWORKS": "perhaps"}))
+	if err == nil || !strings.Contains(err.Error(), "QGATE_ALLOW_PRIVATE_NETWORKS") {
+		t.Fatalf("bad boolean: %v", err)
+	}
+	_, err = Load(nil, env(map[string]string{
+		"QGATE_ADDR":          "nonsense",
+		"QGATE_KAFKA_BROKERS": "k1",
+		"QGATE_DATABASE_URL":  "mysql://x",
+		"QGATE_ADMIN_KEY":     "short",
+		"QGATE_ALLOWED_HOSTS": "https://x.com/",
+	}))
+	for _, name := range []string{"QGATE_ADDR", "QGATE_KAFKA_BROKERS", "QGATE_DATABASE_URL", "QGATE_ADMIN_KEY", "QGATE_ALLOWED_HOSTS", "QGATE_SECRET_KEY"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}
+
+func TestDecodeSecretKey(t *testing.T) {
+	for _, ok := range []string{strings.Repeat("0f", 32), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="} {
+		if b, err := DecodeSecretKey(ok); err != nil || len(b) != 32 {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("0f", 16), strings.Repeat("zz", 32)} {
+		if _, err := DecodeSecretKey(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

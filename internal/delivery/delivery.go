@@ -1,0 +1,142 @@
+// Package delivery holds the delivery model shared by the router (which creates deliveries),
+// the dispatcher (which attempts them), the store (which records them) and the support API
+// (which reports them): the job carried on Kafka, statuses, reasons, attempts and the status
+// events that move a delivery from one status to the next. It imports nothing of qgate.
+package delivery
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Status of a delivery (BRIEF §6).
+type Status string
+
+// The statuses.
+const (
+	Pending      Status = "pending"
+	Delivered    Status = "delivered"
+	Retrying     Status = "retrying"
+	DeadLettered Status = "dead_lettered"
+	Excluded     Status = "excluded"
+)
+
+// Terminal reports whether a delivery in s is finished.
+func (s Status) Terminal() bool { return s == Delivered || s == DeadLettered || s == Excluded }
+
+// Reasons for exclusions and closures that qgate decides itself (attempt reasons come from the
+// Qualtrics outcome classification).
+const (
+	ReasonMissingIdentity    = "missing_identity"
+	ReasonPayloadTooLarge    = "payload_too_large"
+	ReasonDestinationDeleted = "destination_deleted"
+	ReasonRetryWindow        = "retry_window_exceeded"
+)
+
+// MaxPayloadBytes is Qualtrics' limit for one JSON event.
+const MaxPayloadBytes = 100 * 1024
+
+// JobVersion is the job format this build writes.
+const JobVersion = 1
+
+// Job is the value of a message on the delivery-jobs topic, keyed by destination ID so that one
+// consumer serves a destination at a time (exact rate limits, per-profile order).
+type Job struct {
+	V             int             `json:"v"`
+	DeliveryID    string          `json:"deliveryId"`
+	UpdateID      string          `json:"updateId"`
+	DestinationID string          `json:"destinationId"`
+	ProfileKey    string          `json:"profileKey"`
+	ReceivedAt    time.Time       `json:"receivedAt"`
+	Payload       json.RawMessage `json:"payload"`
+}
+
+// ID returns the stable delivery ID of (update, destination). It is also the Idempotency-Key
+// sent to the destination, so retries and redeliveries after a crash carry the same key.
+func ID(updateID, destinationID string) string {
+	h := sha256.Sum256([]byte(updateID + "\x00" + destinationID))
+	return "dlv_" + hex.EncodeToString(h[:16])
+}
+
+// EncodeJob serialises a job.
+func EncodeJob(j Job) ([]byte, error) {
+	j.V = JobVersion
+	return json.Marshal(j)
+}
+
+// DecodeJob parses a job.
+func DecodeJob(b []byte) (Job, error) {
+	var j Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		return Job{}, fmt.Errorf("decode job: %w", err)
+	}
+	if j.V < 1 || j.V > JobVersion {
+		return Job{}, fmt.Errorf("decode job: unsupported version %d", j.V)
+	}
+	if j.DeliveryID == "" || j.DestinationID == "" || len(j.Payload) == 0 {
+		return Job{}, errors.New("decode job: missing deliveryId, destinationId or payload")
+	}
+	return j, nil
+}
+
+// Attempt is one try at delivering.
+type Attempt struct {
+	N          int       `json:"n"`
+	At         time.Time `json:"at"`
+	StatusCode int       `json:"statusCode,omitempty"`
+	LatencyMS  float64   `json:"latencyMs"`
+	Outcome    string    `json:"outcome"`
+	Reason     string    `json:"reason"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// Event records a delivery's new status (and the attempt that caused it, if any). Events for
+// one delivery are applied in order; a terminal status is never overwritten by a non-terminal
+// one, so a replayed event after a crash cannot move a delivery backwards.
+type Event struct {
+	DeliveryID     string
+	UpdateID       string
+	DestinationID  string
+	Status         Status
+	Reason         string
+	At             time.Time
+	Attempt        *Attempt
+	NextAttemptAt  *time.Time
+	Payload        json.RawMessage // kept with dead letters, for replay
+	EmailHash      string          // set when the delivery is created
+	ExternalIDHash string
+}
+
+// Update is the record of one accepted profile update and its fan-out.
+type Update struct {
+	UpdateID   string    `json:"updateId"`
+	ProfileKey string    `json:"profileKey"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	RoutedAt   time.Time `json:"routedAt"`
+	Audiences  []string  `json:"audiences"`
+}
+
+// Record is a delivery as support sees it.
+type Record struct {
+	DeliveryID    string     `json:"deliveryId"`
+	UpdateID      string     `json:"updateId"`
+	DestinationID string     `json:"destinationId"`
+	Status        Status     `json:"status"`
+	Reason        string     `json:"reason,omitempty"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	Attempts      []Attempt  `json:"attempts"`
+}
+
+// HashIdentity returns the stored, searchable form of an email or external ID: SHA-256 hex of
+// the lower-cased, trimmed value. Logs carry the same hash, never the address.
+func HashIdentity(v string) string {
+	h := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(v))))
+	return hex.EncodeToString(h[:])
+}

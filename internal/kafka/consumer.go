@@ -1,0 +1,117 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/qgate/qgate/internal/queue"
+)
+
+// Consumer reads a topic as a member of a consumer group and commits offsets only when told:
+// offsets are committed once the outcome of a record is durable, never before.
+type Consumer struct {
+	r       *kafkago.Reader
+	records chan queue.Record
+	errs    chan error
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// ConsumerOptions tune a consumer.
+type ConsumerOptions struct {
+	MaxWait time.Duration // how long a fetch waits for data (default 20ms: low latency)
+	Buffer  int           // records read ahead (default 1000)
+}
+
+// NewConsumer joins group on topic and starts reading into Records().
+func NewConsumer(brokers []string, group, topic string, opts ConsumerOptions) *Consumer {
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 20 * time.Millisecond
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = 1000
+	}
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:           brokers,
+		GroupID:           group,
+		Topic:             topic,
+		StartOffset:       kafkago.FirstOffset,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           opts.MaxWait,
+		ReadBackoffMin:    10 * time.Millisecond,
+		ReadBackoffMax:    200 * time.Millisecond,
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		QueueCapacity:     opts.Buffer,
+		CommitInterval:    0, // synchronous, explicit commits
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Consumer{r: r, records: make(chan queue.Record, opts.Buffer), errs: make(chan error, 1), stop: cancel, done: make(chan struct{})}
+	go c.pump(ctx)
+	return c
+}
+
+func (c *Consumer) pump(ctx context.Context) {
+	defer close(c.done)
+	defer close(c.records)
+	for {
+		m, err := c.r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				return
+			}
+			select {
+			case c.errs <- fmt.Errorf("fetch: %w", err):
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		rec := queue.Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value}
+		select {
+		case c.records <- rec:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Records delivers fetched records in partition order. It is closed by Close.
+func (c *Consumer) Records() <-chan queue.Record { return c.records }
+
+// Errors reports fetch errors (the consumer keeps trying).
+func (c *Consumer) Errors() <-chan error { return c.errs }
+
+// Commit marks recs processed: for each partition, the highest record's offset + 1 is committed.
+func (c *Consumer) Commit(ctx context.Context, recs ...queue.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	msgs := make([]kafkago.Message, len(recs))
+	for i, r := range recs {
+		msgs[i] = kafkago.Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	}
+	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("commit offsets: %w", err)
+	}
+	return nil
+}
+
+// Close stops fetching and leaves the group. Records fetched but not committed are read again
+// by whichever member owns their partition next.
+func (c *Consumer) Close() error {
+	c.stop()
+	<-c.done
+	return c.r.Close()
+}

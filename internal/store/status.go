@@ -1,0 +1,256 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/qgate/qgate/internal/delivery"
+	"github.com/qgate/qgate/internal/fault"
+)
+
+// ErrUpdateNotFound is returned for an unknown (or not yet routed) update.
+var ErrUpdateNotFound = fault.New(fault.NotFound, "updateId", "update_not_found", "no such update has been routed (it may still be queued; try again shortly)")
+
+// Batch is a unit of status writes applied in one transaction.
+type Batch struct {
+	Updates []delivery.Update
+	Events  []delivery.Event
+}
+
+const upsertDelivery = `INSERT INTO deliveries
+    (delivery_id, update_id, destination_id, status, reason, attempts, created_at, updated_at, next_attempt_at, email_hash, external_id_hash, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)
+ON CONFLICT (delivery_id) DO UPDATE SET
+    status = excluded.status,
+    reason = excluded.reason,
+    attempts = CASE WHEN excluded.attempts > deliveries.attempts THEN excluded.attempts ELSE deliveries.attempts END,
+    updated_at = excluded.updated_at,
+    next_attempt_at = excluded.next_attempt_at,
+    payload = COALESCE(excluded.payload, deliveries.payload)
+WHERE excluded.status <> 'pending'
+  AND NOT (deliveries.status IN ('delivered', 'dead_lettered', 'excluded')
+           AND excluded.status NOT IN ('delivered', 'dead_lettered', 'excluded'))`
+
+// Apply writes a batch in one transaction: updates are inserted once; each event upserts its
+// delivery (a terminal status is never replaced by a non-terminal one, and "pending" never
+// replaces anything) and records its attempt.
+func (s *DB) Apply(ctx context.Context, b Batch) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("apply status: %w", err)
+	}
+	defer tx.Rollback()
+	if len(b.Updates) > 0 {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (update_id) DO NOTHING`)
+		if err != nil {
+			return fmt.Errorf("apply status: %w", err)
+		}
+		for _, u := range b.Updates {
+			auds, _ := json.Marshal(u.Audiences)
+			if _, err := stmt.ExecContext(ctx, u.UpdateID, u.ProfileKey, ms(u.ReceivedAt), ms(u.RoutedAt), string(auds)); err != nil {
+				return fmt.Errorf("insert update: %w", err)
+			}
+		}
+		stmt.Close()
+	}
+	if len(b.Events) > 0 {
+		del, err := tx.PrepareContext(ctx, upsertDelivery)
+		if err != nil {
+			return fmt.Errorf("apply status: %w", err)
+		}
+		att, err := tx.PrepareContext(ctx, `INSERT INTO attempts (delivery_id, n, at, status_code, latency_ms, outcome, reason, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id, n) DO NOTHING`)
+		if err != nil {
+			return fmt.Errorf("apply status: %w", err)
+		}
+		for _, e := range b.Events {
+			n := 0
+			if e.Attempt != nil {
+				n = e.Attempt.N
+			}
+			var next sql.NullInt64
+			if e.NextAttemptAt != nil {
+				next = sql.NullInt64{Int64: ms(*e.NextAttemptAt), Valid: true}
+			}
+			var payload []byte
+			if len(e.Payload) > 0 {
+				payload = e.Payload
+			}
+			if _, err := del.ExecContext(ctx, e.DeliveryID, e.UpdateID, e.DestinationID, string(e.Status), e.Reason, n, ms(e.At), next,
+				nullString(e.EmailHash), nullString(e.ExternalIDHash), payload); err != nil {
+				return fmt.Errorf("upsert delivery: %w", err)
+			}
+			if a := e.Attempt; a != nil {
+				if _, err := att.ExecContext(ctx, e.DeliveryID, a.N, ms(a.At), a.StatusCode, a.LatencyMS, a.Outcome, a.Reason, a.Error); err != nil {
+					return fmt.Errorf("insert attempt: %w", err)
+				}
+			}
+		}
+		del.Close()
+		att.Close()
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("apply status: commit: %w", err)
+	}
+	return nil
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// GetUpdate returns an update and each of its deliveries with their attempts.
+func (s *DB) GetUpdate(ctx context.Context, updateID string) (delivery.Update, []delivery.Record, error) {
+	var u delivery.Update
+	var received, routed int64
+	var auds string
+	err := s.db.QueryRowContext(ctx, `SELECT update_id, profile_key, received_at, routed_at, audiences FROM updates WHERE update_id = $1`, updateID).
+		Scan(&u.UpdateID, &u.ProfileKey, &received, &routed, &auds)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, nil, ErrUpdateNotFound
+	}
+	if err != nil {
+		return u, nil, fmt.Errorf("get update: %w", err)
+	}
+	u.ReceivedAt, u.RoutedAt = fromMS(received), fromMS(routed)
+	_ = json.Unmarshal([]byte(auds), &u.Audiences)
+	recs, err := s.records(ctx, `WHERE d.update_id = $1 ORDER BY d.destination_id`, updateID)
+	return u, recs, err
+}
+
+// GetDelivery returns one delivery with its attempts.
+func (s *DB) GetDelivery(ctx context.Context, deliveryID string) (delivery.Record, error) {
+	recs, err := s.records(ctx, `WHERE d.delivery_id = $1`, deliveryID)
+	if err != nil {
+		return delivery.Record{}, err
+	}
+	if len(recs) == 0 {
+		return delivery.Record{}, fault.New(fault.NotFound, "deliveryId", "delivery_not_found", "no such delivery")
+	}
+	return recs[0], nil
+}
+
+// records loads deliveries matching where (over alias d) and their attempts.
+func (s *DB) records(ctx context.Context, where string, args ...any) ([]delivery.Record, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT d.delivery_id, d.update_id, d.destination_id, d.status, d.reason, d.created_at, d.updated_at, d.next_attempt_at FROM deliveries d `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query deliveries: %w", err)
+	}
+	var out []delivery.Record
+	index := map[string]int{}
+	for rows.Next() {
+		var r delivery.Record
+		var status string
+		var created, updated int64
+		var next sql.NullInt64
+		if err := rows.Scan(&r.DeliveryID, &r.UpdateID, &r.DestinationID, &status, &r.Reason, &created, &updated, &next); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.Status, r.CreatedAt, r.UpdatedAt, r.NextAttemptAt = delivery.Status(status), fromMS(created), fromMS(updated), fromNullMS(next)
+		r.Attempts = []delivery.Attempt{}
+		index[r.DeliveryID] = len(out)
+		out = append(out, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		arows, err := s.db.QueryContext(ctx, `SELECT n, at, status_code, latency_ms, outcome, reason, error FROM attempts WHERE delivery_id = $1 ORDER BY n`, out[i].DeliveryID)
+		if err != nil {
+			return nil, fmt.Errorf("query attempts: %w", err)
+		}
+		for arows.Next() {
+			var a delivery.Attempt
+			var at int64
+			if err := arows.Scan(&a.N, &at, &a.StatusCode, &a.LatencyMS, &a.Outcome, &a.Reason, &a.Error); err != nil {
+				arows.Close()
+				return nil, err
+			}
+			a.At = fromMS(at)
+			out[i].Attempts = append(out[i].Attempts, a)
+		}
+		arows.Close()
+	}
+	return out, nil
+}
+
+// StatusWriter batches status writes off the hot path: callers hand it a batch and wait until
+// it is durable; concurrent callers' batches share one transaction.
+type StatusWriter struct {
+	db      *DB
+	reqs    chan writeReq
+	done    chan struct{}
+	maxRows int
+}
+
+type writeReq struct {
+	b   Batch
+	err chan error
+}
+
+// NewStatusWriter starts a writer over db. Close stops it after pending writes.
+func NewStatusWriter(db *DB) *StatusWriter {
+	w := &StatusWriter{db: db, reqs: make(chan writeReq, 1024), done: make(chan struct{}), maxRows: 2000}
+	go w.loop()
+	return w
+}
+
+// Write applies b durably, sharing a transaction with concurrent writes.
+func (w *StatusWriter) Write(ctx context.Context, b Batch) error {
+	if len(b.Updates) == 0 && len(b.Events) == 0 {
+		return nil
+	}
+	r := writeReq{b: b, err: make(chan error, 1)}
+	select {
+	case w.reqs <- r:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	select {
+	case err := <-r.err:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Close stops the writer once the queued writes are applied.
+func (w *StatusWriter) Close() {
+	close(w.reqs)
+	<-w.done
+}
+
+func (w *StatusWriter) loop() {
+	defer close(w.done)
+	for first := range w.reqs {
+		reqs := []writeReq{first}
+		rows := len(first.b.Updates) + len(first.b.Events)
+	collect:
+		for rows < w.maxRows {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break collect
+				}
+				reqs = append(reqs, r)
+				rows += len(r.b.Updates) + len(r.b.Events)
+			default:
+				break collect
+			}
+		}
+		var all Batch
+		for _, r := range reqs {
+			all.Updates = append(all.Updates, r.b.Updates...)
+			all.Events = append(all.Events, r.b.Events...)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := w.db.Apply(ctx, all)
+		cancel()
+		for _, r := range reqs {
+			r.err <- err
+		}
+	}
+}
