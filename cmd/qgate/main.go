@@ -38,6 +38,7 @@ commands:
   keys create --role ROLE [--name NAME]   create an API key (ingest, operator, support, admin)
   keys list                     list API keys
   keys revoke ID                revoke an API key
+  broker [--addr HOST:PORT]     run the in-memory Kafka-protocol broker (kfake) alone: not durable; benchmarks, demos
   version                       print the version
 `
 
@@ -49,6 +50,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], getenv, stderr)
+	case "broker":
+		return runBroker(args[1:], stdout, stderr)
 	case "keys":
 		return keys(args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":

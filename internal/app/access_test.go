@@ -32,7 +32,9 @@ func TestAccessKeysAndRoles(t *testing.T) {
 				t.Fatalf("status %d %s, want %d", status, body, tc.status)
 			}
 			if tc.code != "" {
-				eb := decode[struct{ Errors []struct{ Path, Code, Message string } }](t, body)
+				eb := decode[struct {
+					Errors []struct{ Path, Code, Message string }
+				}](t, body)
 				if eb.Errors[0].Code != tc.code || eb.Errors[0].Path != "header.Authorization" || eb.Errors[0].Message == "" {
 					t.Fatalf("error body %s", body)
 				}

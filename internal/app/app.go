@@ -24,9 +24,15 @@ import (
 	"github.com/qgate/qgate/internal/access"
 	"github.com/qgate/qgate/internal/api"
 	"github.com/qgate/qgate/internal/config"
+	"github.com/qgate/qgate/internal/destination"
+	"github.com/qgate/qgate/internal/dispatch"
 	"github.com/qgate/qgate/internal/kafka"
+	"github.com/qgate/qgate/internal/qualtrics"
 	"github.com/qgate/qgate/internal/receiver"
+	"github.com/qgate/qgate/internal/router"
 	"github.com/qgate/qgate/internal/store"
+	"github.com/qgate/qgate/internal/support"
+	"github.com/qgate/qgate/internal/version"
 )
 
 // App is a running qgate node.
@@ -44,6 +50,24 @@ type App struct {
 	server   *http.Server
 	listener net.Listener
 	secret   []byte
+
+	destinations *destination.Registry
+	destService  *destination.Service
+	status       *store.StatusWriter
+	client       *qualtrics.Client
+	jobs         *kafka.Producer
+
+	// The background stages, started by Start and stopped in order by Shutdown.
+	stopRefresh  context.CancelFunc
+	stopRouter   context.CancelFunc
+	stopDispatch context.CancelFunc
+	routerDone   chan struct{}
+	dispatchDone chan struct{}
+	routerSrc    *kafka.Consumer
+	dispatchSrc  *kafka.Consumer
+	routerM      *router.Metrics
+	dispatchM    *dispatch.Metrics
+	dispatcher   *dispatch.Dispatcher
 }
 
 // New builds a node from cfg: it opens the store, starts the embedded broker when no brokers
@@ -95,6 +119,22 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (a *App, err e
 	if cfg.AdminKey == "" {
 		log.Warn("QGATE_ADMIN_KEY is not set: no bootstrap admin key; create keys with 'qgate keys create'")
 	}
+	box, err := destination.NewBox(a.secret)
+	if err != nil {
+		return nil, err
+	}
+	a.destinations = destination.NewRegistry(a.store, box, log)
+	if err := a.destinations.Load(ctx); err != nil {
+		return nil, err
+	}
+	policy := qualtrics.HostPolicy{AllowedHosts: cfg.AllowedHosts, AllowPrivate: cfg.AllowPrivateNetworks}
+	a.client = qualtrics.NewClient(qualtrics.Options{Timeout: cfg.DeliveryTimeout, UserAgent: version.UserAgent(), Policy: policy})
+	a.destService = &destination.Service{Store: a.store, Box: box, Registry: a.destinations, Now: time.Now, Policy: policy,
+		Tester: &router.Tester{Sender: a.client}}
+	a.status = store.NewStatusWriter(a.store)
+	a.jobs = kafka.NewProducer(a.brokers, cfg.DeliveryTopic, kafka.ProducerOptions{})
+	a.routerM = router.NewMetrics(a.registry)
+	a.dispatchM = dispatch.NewMetrics(a.registry)
 	a.engine = a.routes()
 	return a, nil
 }
@@ -112,6 +152,8 @@ func (a *App) routes() *gin.Engine {
 	a.receiver.Register(v1.Group("", access.Require(a.auth, access.RoleIngest)))
 	keys := &access.Handlers{Store: a.store, Auth: a.auth, Now: time.Now}
 	keys.Register(v1.Group("", access.Require(a.auth, access.RoleAdmin)))
+	(&destination.Handlers{Service: a.destService}).Register(v1.Group("", access.Require(a.auth, access.RoleOperator)))
+	(&support.Handlers{Store: a.store}).Register(v1.Group("", access.Require(a.auth, access.RoleSupport)))
 	return e
 }
 
@@ -160,8 +202,74 @@ func (a *App) Start() (string, error) {
 			a.log.Error("http server stopped", zap.Error(err))
 		}
 	}()
+	a.startStages()
 	a.log.Info("qgate listening", zap.String("addr", ln.Addr().String()), zap.String("store", string(a.store.Dialect())))
 	return ln.Addr().String(), nil
+}
+
+// Consumer groups of the pipeline's stages.
+const (
+	routerGroup   = "qgate-router"
+	dispatchGroup = "qgate-dispatcher"
+)
+
+// startStages starts the registry refresh, the router and the dispatcher in the background.
+func (a *App) startStages() {
+	refreshCtx, stopRefresh := context.WithCancel(context.Background())
+	a.stopRefresh = stopRefresh
+	go a.destinations.Run(refreshCtx, a.cfg.RegistryRefresh)
+
+	a.routerSrc = kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{})
+	r := router.New(a.routerSrc, a.destinations, a.jobs, a.status, a.log.Named("router"), a.routerM)
+	routerCtx, stopRouter := context.WithCancel(context.Background())
+	a.stopRouter = stopRouter
+	a.routerDone = make(chan struct{})
+	go func() {
+		defer close(a.routerDone)
+		if err := r.Run(routerCtx); err != nil {
+			a.log.Error("router stopped", zap.Error(err))
+		}
+	}()
+
+	a.dispatchSrc = kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{})
+	a.dispatcher = dispatch.New(a.dispatchSrc, a.destinations, a.client, a.status, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
+		RetryWindow:    a.cfg.RetryWindow,
+		Backoff:        dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay},
+		BreakerTimeout: a.cfg.BreakerTimeout,
+	})
+	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
+	a.stopDispatch = stopDispatch
+	a.dispatchDone = make(chan struct{})
+	go func() {
+		defer close(a.dispatchDone)
+		if err := a.dispatcher.Run(dispatchCtx); err != nil {
+			a.log.Error("dispatcher stopped", zap.Error(err))
+		}
+	}()
+}
+
+// stopStages stops the router, then the dispatcher (its in-flight attempts finish and their
+// outcomes are committed), each leaving its consumer group.
+func (a *App) stopStages(ctx context.Context) error {
+	var errs []error
+	wait := func(name string, stop context.CancelFunc, done chan struct{}, src *kafka.Consumer) {
+		if stop == nil {
+			return
+		}
+		stop()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("%s did not stop in time", name))
+		}
+		if err := src.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s consumer: %w", name, err))
+		}
+	}
+	wait("router", a.stopRouter, a.routerDone, a.routerSrc)
+	wait("dispatcher", a.stopDispatch, a.dispatchDone, a.dispatchSrc)
+	a.stopRouter, a.stopDispatch = nil, nil
+	return errors.Join(errs...)
 }
 
 // Run starts the node and serves until ctx is cancelled, then shuts down gracefully.
@@ -177,8 +285,9 @@ func (a *App) Run(ctx context.Context) error {
 	return a.Shutdown(sctx)
 }
 
-// Shutdown stops accepting ingest (503), finishes in-flight requests, flushes the producer and
-// closes the store and the embedded broker.
+// Shutdown stops accepting ingest (503), finishes in-flight requests, stops the router and
+// the dispatcher (in-flight deliveries finish, finished offsets are committed), flushes the
+// producers and closes the store and the embedded broker.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.receiver.Drain()
 	var errs []error
@@ -187,11 +296,26 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
+	if err := a.stopStages(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	a.closeAll()
 	return errors.Join(errs...)
 }
 
 func (a *App) closeAll() {
+	if a.stopRefresh != nil {
+		a.stopRefresh()
+	}
+	if a.jobs != nil {
+		a.jobs.Close()
+	}
+	if a.status != nil {
+		a.status.Close()
+	}
+	if a.client != nil {
+		a.client.CloseIdleConnections()
+	}
 	if a.producer != nil {
 		a.producer.Close()
 	}

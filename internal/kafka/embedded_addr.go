@@ -14,7 +14,7 @@ type EmbeddedConfig struct {
 	// address it listens on, so the host must be one its clients can dial: not 0.0.0.0.
 	Addr string
 	// RetentionBytes bounds each partition's in-memory log: ApplyRetention drops the oldest
-	// batches beyond it. 0 keeps everything.
+	// segments beyond it (segments are then a quarter of it). 0 keeps everything.
 	RetentionBytes int64
 }
 
@@ -40,7 +40,13 @@ func StartEmbeddedAt(cfg EmbeddedConfig) (*Embedded, error) {
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, cfg.Addr) }),
 	}
 	if cfg.RetentionBytes > 0 {
-		opts = append(opts, kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.FormatInt(cfg.RetentionBytes, 10)}))
+		// kfake frees memory a whole segment at a time, so segments must be smaller than the
+		// retention for it to bound anything (its default segment is 100 MiB).
+		segment := max(cfg.RetentionBytes/4, 1<<20)
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{
+			"log.retention.bytes": strconv.FormatInt(cfg.RetentionBytes, 10),
+			"log.segment.bytes":   strconv.FormatInt(segment, 10),
+		}))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

@@ -42,7 +42,7 @@ func NewProducer(brokers []string, topic string, opts ProducerOptions) *Producer
 		Topic:           topic,
 		Balancer:        &kafkago.Hash{},
 		RequiredAcks:    kafkago.RequireAll,
-		BatchSize:       1000,
+		BatchSize:       128, // kafka-go sizes every partition batch for this many messages: larger costs memory per batch
 		BatchBytes:      opts.MaxMessageBytes,
 		BatchTimeout:    opts.Linger,
 		MaxAttempts:     3,

@@ -1,0 +1,48 @@
+# qgate — make build test lint bench run demo
+GO        ?= go
+BIN       ?= bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/qgate/qgate/internal/version.Version=$(VERSION)
+# PostgreSQL for the store suite: set QGATE_TEST_DATABASE_URL to run it (CI does).
+export QGATE_TEST_DATABASE_URL
+
+.PHONY: all build test test-short lint fuzz bench run demo sim clean tools
+
+all: build test
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/qgate ./cmd/qgate
+	$(GO) build -o $(BIN)/qualtrics-sim ./cmd/qualtrics-sim
+
+# The whole suite with the race detector; fuzz seed corpora run as ordinary tests.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+	@if [ -z "$$QGATE_TEST_DATABASE_URL" ]; then \
+		echo "NOTE: the PostgreSQL store suite was SKIPPED; set QGATE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run it"; \
+	else echo "PostgreSQL store suite ran against $$QGATE_TEST_DATABASE_URL"; fi
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+# Explore beyond the seed corpus (not part of make test).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzProfile -fuzztime 60s ./internal/profile
+
+bench: build
+	$(GO) run ./bench/cmd/qbench ingest -qgate $(BIN)/qgate -runs 3
+
+# The embedded default: in-memory Kafka-protocol broker and SQLite under ./data.
+run:
+	$(GO) run ./cmd/qgate serve
+
+sim:
+	$(GO) run ./cmd/qualtrics-sim
+
+demo: build
+	./scripts/demo.sh
+
+clean:
+	rm -rf $(BIN)

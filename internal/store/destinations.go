@@ -1,0 +1,199 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/qgate/qgate/internal/destination"
+)
+
+// The destination store: mappings and audiences as JSON text, the token only sealed.
+
+const destinationColumns = `id, name, description, url, username, sealed_token, token_last4,
+	identity_mappings, attribute_mappings, audiences, rate_limit_per_minute, enabled, paused,
+	version, created_at, updated_at, deleted_at`
+
+type destinationJSON struct {
+	identity, attribute, audiences string
+}
+
+func encodeDestinationLists(d destination.Destination) (destinationJSON, error) {
+	var out destinationJSON
+	for _, f := range []struct {
+		dst *string
+		v   any
+	}{
+		{&out.identity, dstNonNil(d.IdentityMappings)},
+		{&out.attribute, dstNonNil(d.AttributeMappings)},
+		{&out.audiences, dstNonNil(d.Audiences)},
+	} {
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return out, fmt.Errorf("encode destination %s: %w", d.ID, err)
+		}
+		*f.dst = string(b)
+	}
+	return out, nil
+}
+
+func dstNonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// CreateDestination inserts d; destination.ErrNameTaken when a live destination has its name.
+func (s *DB) CreateDestination(ctx context.Context, d destination.Destination) error {
+	j, err := encodeDestinationLists(d)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO destinations (`+destinationColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		d.ID, d.Name, d.Description, d.URL, d.Username, d.SealedToken, d.TokenLast4,
+		j.identity, j.attribute, j.audiences, d.RateLimitPerMinute, d.Enabled, d.Paused,
+		d.Version, ms(d.CreatedAt), ms(d.UpdatedAt), dstNullMS(d.DeletedAt))
+	if isUniqueViolation(err) {
+		return destination.ErrNameTaken
+	}
+	if err != nil {
+		return fmt.Errorf("create destination: %w", err)
+	}
+	return nil
+}
+
+// GetDestination returns a destination by ID; a deleted one only when includeDeleted.
+func (s *DB) GetDestination(ctx context.Context, id string, includeDeleted bool) (destination.Destination, error) {
+	q := `SELECT ` + destinationColumns + ` FROM destinations WHERE id = $1`
+	if !includeDeleted {
+		q += ` AND deleted_at IS NULL`
+	}
+	d, err := scanDestination(s.db.QueryRowContext(ctx, q, id))
+	if err != nil {
+		return destination.Destination{}, notFound(err, destination.ErrNotFound)
+	}
+	return d, nil
+}
+
+// ListDestinations returns up to limit live destinations with IDs after afterID, in ID order.
+func (s *DB) ListDestinations(ctx context.Context, afterID string, limit int) ([]destination.Destination, error) {
+	return s.queryDestinations(ctx, `SELECT `+destinationColumns+` FROM destinations
+		WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+}
+
+// DestinationsChangedSince returns every destination, deleted ones included, updated at or
+// after since (the zero time: all), in ID order.
+func (s *DB) DestinationsChangedSince(ctx context.Context, since time.Time) ([]destination.Destination, error) {
+	if since.IsZero() {
+		return s.queryDestinations(ctx, `SELECT `+destinationColumns+` FROM destinations ORDER BY id`)
+	}
+	return s.queryDestinations(ctx, `SELECT `+destinationColumns+` FROM destinations
+		WHERE updated_at >= $1 ORDER BY id`, ms(since))
+}
+
+// UpdateDestination replaces a live destination whose version is still expectVersion.
+func (s *DB) UpdateDestination(ctx context.Context, d destination.Destination, expectVersion int64) error {
+	j, err := encodeDestinationLists(d)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE destinations SET name = $1, description = $2, url = $3,
+		username = $4, sealed_token = $5, token_last4 = $6, identity_mappings = $7,
+		attribute_mappings = $8, audiences = $9, rate_limit_per_minute = $10, enabled = $11,
+		paused = $12, version = $13, updated_at = $14
+		WHERE id = $15 AND version = $16 AND deleted_at IS NULL`,
+		d.Name, d.Description, d.URL, d.Username, d.SealedToken, d.TokenLast4, j.identity,
+		j.attribute, j.audiences, d.RateLimitPerMinute, d.Enabled, d.Paused, d.Version,
+		ms(d.UpdatedAt), d.ID, expectVersion)
+	if isUniqueViolation(err) {
+		return destination.ErrNameTaken
+	}
+	if err != nil {
+		return fmt.Errorf("update destination: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("update destination: %w", err)
+	} else if n == 0 {
+		if _, err := s.GetDestination(ctx, d.ID, false); err != nil {
+			return err // ErrNotFound, or a database error
+		}
+		return destination.ErrVersionConflict
+	}
+	return nil
+}
+
+// DeleteDestination soft-deletes a live destination, bumping its version.
+func (s *DB) DeleteDestination(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE destinations SET deleted_at = $1,
+		updated_at = CASE WHEN updated_at >= $1 THEN updated_at + 1 ELSE $1 END, version = version + 1
+		WHERE id = $2 AND deleted_at IS NULL`, ms(at), id)
+	if err != nil {
+		return fmt.Errorf("delete destination: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("delete destination: %w", err)
+	} else if n == 0 {
+		return destination.ErrNotFound
+	}
+	return nil
+}
+
+func (s *DB) queryDestinations(ctx context.Context, q string, args ...any) ([]destination.Destination, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query destinations: %w", err)
+	}
+	defer rows.Close()
+	out := []destination.Destination{}
+	for rows.Next() {
+		d, err := scanDestination(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query destinations: %w", err)
+	}
+	return out, nil
+}
+
+type dstScanner interface{ Scan(dest ...any) error }
+
+func scanDestination(r dstScanner) (destination.Destination, error) {
+	var d destination.Destination
+	var identity, attribute, audiences string
+	var created, updated int64
+	var deleted sql.NullInt64
+	err := r.Scan(&d.ID, &d.Name, &d.Description, &d.URL, &d.Username, &d.SealedToken, &d.TokenLast4,
+		&identity, &attribute, &audiences, &d.RateLimitPerMinute, &d.Enabled, &d.Paused,
+		&d.Version, &created, &updated, &deleted)
+	if err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal([]byte(identity), &d.IdentityMappings); err != nil {
+		return d, fmt.Errorf("destination %s: identity_mappings: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(attribute), &d.AttributeMappings); err != nil {
+		return d, fmt.Errorf("destination %s: attribute_mappings: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(audiences), &d.Audiences); err != nil {
+		return d, fmt.Errorf("destination %s: audiences: %w", d.ID, err)
+	}
+	d.IdentityMappings = dstNonNil(d.IdentityMappings)
+	d.AttributeMappings = dstNonNil(d.AttributeMappings)
+	d.Audiences = dstNonNil(d.Audiences)
+	d.CreatedAt, d.UpdatedAt, d.DeletedAt = fromMS(created), fromMS(updated), fromNullMS(deleted)
+	return d, nil
+}
+
+func dstNullMS(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: ms(*t), Valid: true}
+}
