@@ -436,3 +436,49 @@ func TestPauseResumeDeleteAndRotate(t *testing.T) {
 	}
 	e.awaitStatus(id3, witness, delivery.Delivered)
 }
+
+func TestTestDestinationUsesTheRealTransformAndClient(t *testing.T) {
+	e := startDelivery(t, nil)
+	dest, wf := e.destination("tested", map[string]any{
+		"attributeMappings": []any{map[string]any{"source": "person.name.firstName", "target": "firstName"}}})
+
+	status, body, _ := e.do("POST", "/v1/destinations/"+dest+"/test", e.operator, nil)
+	if status != http.StatusOK {
+		t.Fatalf("test: %d %s", status, body)
+	}
+	res := decode[struct {
+		Delivered  bool            `json:"delivered"`
+		StatusCode int             `json:"statusCode"`
+		LatencyMS  float64         `json:"latencyMs"`
+		Outcome    string          `json:"outcome"`
+		Body       string          `json:"bodyExcerpt"`
+		Payload    json.RawMessage `json:"payload"`
+	}](t, body)
+	if !res.Delivered || res.StatusCode != 200 || res.Outcome != "delivered" || res.LatencyMS <= 0 || !strings.Contains(res.Body, "200 - OK") {
+		t.Fatalf("test result: %s", body)
+	}
+	runs := e.runs(wf, 1)
+	if runs[0].Auth != "basic" || !strings.HasPrefix(runs[0].IdempotencyKey, "test-") || !bytes.Equal(runs[0].Body, res.Payload) {
+		t.Fatalf("run %+v vs payload %s", runs[0], res.Payload)
+	}
+	if !strings.Contains(string(res.Payload), `"firstName":"Test"`) || !strings.Contains(string(res.Payload), aud1) {
+		t.Fatalf("sample payload not shaped by the destination's mappings: %s", res.Payload)
+	}
+
+	// A given profile, and a destination fault reported (not raised).
+	e.sim.ForceUnauthorized(wf, true)
+	status, body, _ = e.do("POST", "/v1/destinations/"+dest+"/test", e.operator, map[string]any{"profile": richProfile("given@example.com")})
+	if status != http.StatusOK || !strings.Contains(string(body), `"statusCode":401`) || !strings.Contains(string(body), `"outcome":"destination_fault"`) {
+		t.Fatalf("unauthorized test: %d %s", status, body)
+	}
+	// An invalid profile is the operator's input error.
+	status, body, _ = e.do("POST", "/v1/destinations/"+dest+"/test", e.operator, map[string]any{"profile": map[string]any{"Bad": 1}})
+	if status != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"path":"profile`) {
+		t.Fatalf("invalid profile: %d %s", status, body)
+	}
+	// Tests are not deliveries: nothing was recorded for support.
+	_, body, _ = e.do("GET", "/metrics", "", nil)
+	if strings.Contains(string(body), "qgate_deliveries_total{") {
+		t.Fatalf("a test was counted as a delivery")
+	}
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# make demo: qgate (embedded default) + the Qualtrics simulator on this machine, one destination,
+# one profile from curl to the simulator's run history. Everything listens on 127.0.0.1 only.
+# Leaves both running until Ctrl-C (set DEMO_EXIT=1 to stop right after the walk-through).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-bin}
+QGATE_PORT=${QGATE_PORT:-8080}
+SIM_PORT=${SIM_PORT:-8090}
+DATA=$(mktemp -d -t qgate-demo.XXXXXX)
+ADMIN="demo-admin-key-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+QG="http://127.0.0.1:${QGATE_PORT}"
+SIM="http://127.0.0.1:${SIM_PORT}"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DATA"; }
+trap cleanup EXIT INT TERM
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+wait_for() { for _ in $(seq 1 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "timed out waiting for $1" >&2; exit 1; }
+
+step "Start the Qualtrics simulator on $SIM (workflow WF_demo, user qgate, token sim-token)"
+"$BIN/qualtrics-sim" -addr "127.0.0.1:${SIM_PORT}" >"$DATA/sim.log" 2>&1 &
+pids+=($!)
+wait_for "$SIM/runs/WF_demo"
+
+step "Start qgate in its embedded default (in-memory Kafka, SQLite in $DATA)"
+QGATE_ADDR="127.0.0.1:${QGATE_PORT}" QGATE_DATA_DIR="$DATA" QGATE_ADMIN_KEY="$ADMIN" \
+QGATE_ALLOW_PRIVATE_NETWORKS=true QGATE_LOG_LEVEL=warn "$BIN/qgate" serve >"$DATA/qgate.log" 2>&1 &
+pids+=($!)
+wait_for "$QG/readyz"
+
+step "Create an operator key and an ingest key (admin: QGATE_ADMIN_KEY)"
+OPERATOR=$(curl -fsS -X POST "$QG/v1/keys" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+  -d '{"name":"demo operator","role":"operator"}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
+INGEST=$(curl -fsS -X POST "$QG/v1/keys" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
+  -d '{"name":"demo cdp","role":"ingest"}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
+echo "operator key: ${OPERATOR:0:12}…   ingest key: ${INGEST:0:12}…"
+
+step "Register the destination (the simulator's JSON-event URL) for one audience"
+DEST=$(curl -fsS -X POST "$QG/v1/destinations" -H "Authorization: Bearer $OPERATOR" -H 'Content-Type: application/json' -d '{
+  "name": "demo workflow", "url": "'"$SIM"'/events/WF_demo", "username": "qgate", "apiToken": "sim-token",
+  "identityMappings": [{"source": "Email", "target": "email"}, {"source": "ECID", "target": "external_id"}],
+  "audiences": ["046456e3b-18e1-48a6-9bda-d68547861283"]}')
+echo "$DEST"
+DEST_ID=$(echo "$DEST" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+
+step "Test the destination: one sample profile through the real transform and client"
+curl -fsS -X POST "$QG/v1/destinations/$DEST_ID/test" -H "Authorization: Bearer $OPERATOR"; echo
+
+step "The CDP posts a profile update (the brief's sample)"
+RESP=$(curl -fsS -X POST "$QG/v1/profiles" -H "Authorization: Bearer $INGEST" -H 'Content-Type: application/json' \
+  --data-binary @testdata/profiles/good/brief-sample.json)
+echo "$RESP"
+UPDATE=$(echo "$RESP" | sed -E 's/.*"updateId":"([^"]+)".*/\1/')
+
+step "Support follows the update to the destination (GET /v1/updates/$UPDATE)"
+for _ in $(seq 1 100); do
+  VIEW=$(curl -fsS "$QG/v1/updates/$UPDATE" -H "Authorization: Bearer $ADMIN" 2>/dev/null || true)
+  case "$VIEW" in *'"status":"delivered"'*) break ;; esac
+  sleep 0.1
+done
+echo "$VIEW"
+
+step "The simulator's run history for WF_demo (what Qualtrics received)"
+curl -fsS "$SIM/runs/WF_demo"; echo
+
+if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
+step "qgate: $QG (admin key $ADMIN)   simulator: $SIM — Ctrl-C stops both"
+wait
