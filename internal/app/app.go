@@ -232,7 +232,7 @@ func (a *App) startStages() {
 	}()
 
 	a.dispatchSrc = kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{})
-	a.dispatcher = dispatch.New(a.dispatchSrc, a.destinations, a.client, a.status, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
+	a.dispatcher = dispatch.New(a.dispatchSrc, a.destinations, a.client, a.status, a.store, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
 		RetryWindow:    a.cfg.RetryWindow,
 		Backoff:        dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay},
 		BreakerTimeout: a.cfg.BreakerTimeout,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
 	"github.com/qgate/qgate/internal/delivery"
@@ -16,6 +17,7 @@ import (
 	"github.com/qgate/qgate/internal/qualtrics"
 	"github.com/qgate/qgate/internal/queue"
 	"github.com/qgate/qgate/internal/store"
+	"github.com/qgate/qgate/internal/update"
 )
 
 // Registry is what the dispatcher reads destinations from.
@@ -37,9 +39,18 @@ type Source interface {
 	Commit(ctx context.Context, recs ...queue.Record) error
 }
 
-// StatusWriter records delivery events durably.
+// StatusWriter records delivery events, parking and alerts durably.
 type StatusWriter interface {
 	Write(ctx context.Context, b store.Batch) error
+}
+
+// Store is what the dispatcher reads of parked deliveries and destination claims.
+type Store interface {
+	ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]store.Parked, error)
+	ParkedProfiles(ctx context.Context, destID string) (map[string]int, error)
+	ParkedDestinations(ctx context.Context) ([]string, error)
+	Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error)
+	Release(ctx context.Context, destID, node string) error
 }
 
 // Options tune the dispatcher.
@@ -51,7 +62,14 @@ type Options struct {
 	BreakerTimeout time.Duration // how long the circuit stays open before a probe (default 30s)
 	BreakerTrips   uint32        // consecutive failures that open it (default 5)
 	CommitInterval time.Duration // default 100ms
-	Now            func() time.Time
+	// MaxInMemoryWait is the longest retry wait spent holding a worker; longer waits park the
+	// delivery in the store (default 2s).
+	MaxInMemoryWait time.Duration
+	DrainInterval   time.Duration // how often due parked deliveries are looked for (default 250ms)
+	ClaimTTL        time.Duration // a destination claim's lifetime, renewed at a third of it (default 15s)
+	IdleRelease     time.Duration // an idle lane gives up its claim after this (default 30s)
+	NodeID          string        // this node's name in destination claims
+	Now             func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -73,6 +91,21 @@ func (o *Options) defaults() {
 	if o.CommitInterval <= 0 {
 		o.CommitInterval = 100 * time.Millisecond
 	}
+	if o.MaxInMemoryWait <= 0 {
+		o.MaxInMemoryWait = 2 * time.Second
+	}
+	if o.DrainInterval <= 0 {
+		o.DrainInterval = 250 * time.Millisecond
+	}
+	if o.ClaimTTL <= 0 {
+		o.ClaimTTL = 15 * time.Second
+	}
+	if o.IdleRelease <= 0 {
+		o.IdleRelease = 30 * time.Second
+	}
+	if o.NodeID == "" {
+		o.NodeID = "node-" + update.NewID()
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -84,6 +117,7 @@ type Dispatcher struct {
 	reg     Registry
 	sender  Sender
 	status  StatusWriter
+	store   Store
 	log     *zap.Logger
 	opts    Options
 	metrics *Metrics
@@ -92,12 +126,14 @@ type Dispatcher struct {
 	mu    sync.Mutex
 	lanes map[string]*lane
 	wg    sync.WaitGroup
+	parks chan struct{} // bounds concurrent park writes from the consumer
 }
 
 // New returns a dispatcher.
-func New(src Source, reg Registry, sender Sender, status StatusWriter, log *zap.Logger, m *Metrics, opts Options) *Dispatcher {
+func New(src Source, reg Registry, sender Sender, status StatusWriter, st Store, log *zap.Logger, m *Metrics, opts Options) *Dispatcher {
 	opts.defaults()
-	return &Dispatcher{src: src, reg: reg, sender: sender, status: status, log: log, opts: opts, metrics: m, track: newTracker(), lanes: map[string]*lane{}}
+	return &Dispatcher{src: src, reg: reg, sender: sender, status: status, store: st, log: log, opts: opts, metrics: m,
+		track: newTracker(), lanes: map[string]*lane{}, parks: make(chan struct{}, 64)}
 }
 
 // Run dispatches until ctx is cancelled or the source closes; then it lets the lanes finish the
@@ -121,6 +157,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}()
 
+	// Lanes for destinations with parked work, after a restart or a rebalance.
+	d.wg.Add(1)
+	go d.reviveParked(laneCtx)
+
 	recs := d.src.Records()
 loop:
 	for {
@@ -139,14 +179,15 @@ loop:
 				d.track.finish(rec)
 				continue
 			}
-			if !d.laneFor(laneCtx, job.DestinationID).push(ctx, item{rec: rec, job: job}) {
-				break loop
-			}
+			d.laneFor(laneCtx, job.DestinationID).offer(item{rec: &recordRef{rec: rec}, job: job})
 		}
 	}
 	// Stop taking work; in-flight attempts finish (each bounded by the client timeout), waiting
 	// workers stop at once. Unfinished records stay uncommitted and are read again later.
 	stopLanes()
+	for range cap(d.parks) { // wait for park writes in flight
+		d.parks <- struct{}{}
+	}
 	d.mu.Lock()
 	for _, l := range d.lanes {
 		l.close()
@@ -197,9 +238,64 @@ func (d *Dispatcher) BreakerState(destID string) string {
 // Outstanding reports fetched jobs not finished yet (for tests and metrics).
 func (d *Dispatcher) Outstanding() int { return d.track.outstanding() }
 
-type item struct {
-	rec queue.Record
-	job delivery.Job
+type recordRef struct{ rec queue.Record }
+
+// parkAsync parks a live job without holding up the consumer; its record is finished once the
+// parking is durable.
+func (d *Dispatcher) parkAsync(l *lane, it item) {
+	d.parks <- struct{}{}
+	go func() {
+		defer func() { <-d.parks }()
+		p := l.parkedOf(it, d.opts.Now(), 0, time.Time{})
+		if l.write(l.ctx, store.Batch{Park: []store.Parked{p}}) {
+			d.track.finish(it.rec.rec)
+		}
+		l.poke()
+	}()
+}
+
+// reviveParked makes sure every destination with parked deliveries has a lane on this node,
+// so parked work resumes after a restart even when no new job arrives for it.
+func (d *Dispatcher) reviveParked(ctx context.Context) {
+	defer d.wg.Done()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		ids, err := d.store.ParkedDestinations(ctx)
+		if err == nil {
+			for _, id := range ids {
+				d.laneFor(ctx, id)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// breakerChanged updates the circuit metric and records an alert when a circuit opens or closes.
+func (d *Dispatcher) breakerChanged(destID string, from, to gobreaker.State) {
+	d.metrics.breakerState.WithLabelValues(destID).Set(float64(to))
+	d.log.Warn("circuit breaker changed state", zap.String("destinationId", destID), zap.String("from", from.String()), zap.String("to", to.String()))
+	var kind, msg string
+	switch {
+	case to == gobreaker.StateOpen:
+		kind, msg = "circuit_opened", "deliveries to this destination are failing; sending is suspended except for probes"
+	case to == gobreaker.StateClosed && from != gobreaker.StateClosed:
+		kind, msg = "circuit_closed", "the destination answers again; deliveries resumed"
+	default:
+		return
+	}
+	a := store.Alert{ID: "alr_" + update.NewID(), DestinationID: destID, Kind: kind, Message: msg, At: d.opts.Now().UTC()}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.status.Write(ctx, store.Batch{Alerts: []store.Alert{a}}); err != nil {
+			d.log.Error("recording alert failed", zap.Error(err), zap.String("destinationId", destID), zap.String("kind", kind))
+		}
+	}()
 }
 
 func workerOf(profileKey string, n int) int {

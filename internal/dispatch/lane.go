@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,8 +17,10 @@ import (
 	"github.com/qgate/qgate/internal/store"
 )
 
-// lane serves one destination: workers that each own a set of profiles (so one profile's jobs
-// go out in order while others proceed), sharing the destination's rate limiter and breaker.
+// lane serves one destination on this node: workers that each own a set of profiles (one
+// profile's jobs go out in order while others proceed), sharing the destination's rate limiter
+// and circuit breaker; a drainer that feeds parked deliveries back when they are due; and the
+// destination's claim, without which nothing is sent (one node sends to a destination at a time).
 type lane struct {
 	d       *Dispatcher
 	destID  string
@@ -27,12 +30,35 @@ type lane struct {
 	perMin  atomic.Int64
 	breaker *gobreaker.CircuitBreaker[qualtrics.Result]
 	fault   atomic.Bool // the last failure was a destination fault: open at once
+
+	mu          sync.Mutex
+	pending     map[string]int  // profile → items queued or in flight on this node
+	parked      map[string]int  // profile → deliveries parked in the store
+	parkedTotal int             //
+	draining    map[string]bool // parked delivery IDs handed to workers
+	owned       bool            // this node holds the destination's claim
+	lastActive  time.Time
+	wake        chan struct{}
+	drained     chan struct{} // closed when the drainer has stopped
+}
+
+type item struct {
+	rec    *recordRef    // the Kafka record to finish, for live jobs
+	job    delivery.Job  //
+	parked *store.Parked // set when the item comes from the park
 }
 
 var errAttemptFailed = errors.New("attempt failed")
 
 func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
-	l := &lane{d: d, destID: destID, ctx: ctx, limiter: rate.NewLimiter(rate.Limit(float64(destination.DefaultRateLimitPerMinute)/60), 1)}
+	l := &lane{d: d, destID: destID, ctx: ctx,
+		limiter:  rate.NewLimiter(rate.Limit(float64(destination.DefaultRateLimitPerMinute)/60), 1),
+		pending:  map[string]int{},
+		parked:   map[string]int{},
+		draining: map[string]bool{},
+		wake:     make(chan struct{}, 1),
+		drained:  make(chan struct{}),
+	}
 	l.perMin.Store(destination.DefaultRateLimitPerMinute)
 	l.breaker = gobreaker.NewCircuitBreaker[qualtrics.Result](gobreaker.Settings{
 		Name:        destID,
@@ -41,31 +67,62 @@ func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			return l.fault.Load() || c.ConsecutiveFailures >= d.opts.BreakerTrips
 		},
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			d.metrics.breakerState.WithLabelValues(name).Set(float64(to))
-			d.log.Warn("circuit breaker changed state", zap.String("destinationId", name), zap.String("from", from.String()), zap.String("to", to.String()))
-		},
+		OnStateChange: func(name string, from, to gobreaker.State) { d.breakerChanged(name, from, to) },
 	})
+	// What is parked for this destination decides which profiles must wait behind the park.
+	for i := 0; ; i++ {
+		counts, err := d.store.ParkedProfiles(ctx, destID)
+		if err == nil {
+			for k, n := range counts {
+				l.parked[k] = n
+				l.parkedTotal += n
+			}
+			break
+		}
+		d.log.Warn("loading parked deliveries failed; retrying", zap.Error(err), zap.String("destinationId", destID))
+		if !sleep(ctx, time.Duration(min(i+1, 10))*100*time.Millisecond) {
+			break
+		}
+	}
+	l.claim()
 	for range d.opts.Workers {
 		q := make(chan item, d.opts.QueueSize)
 		l.queues = append(l.queues, q)
 		d.wg.Add(1)
 		go l.work(q)
 	}
+	d.wg.Add(1)
+	go l.drain()
 	return l
 }
 
-// push queues an item on its profile's worker; false when ctx ended first.
-func (l *lane) push(ctx context.Context, it item) bool {
-	select {
-	case l.queues[workerOf(it.job.ProfileKey, len(l.queues))] <- it:
-		return true
-	case <-ctx.Done():
-		return false
+// offer takes a live job from the consumer without blocking on the destination: it is queued
+// for its profile's worker, or parked when it cannot go out now (lane full, the profile already
+// has parked deliveries, or another node holds the destination).
+func (l *lane) offer(it item) {
+	p := it.job.ProfileKey
+	l.mu.Lock()
+	l.lastActive = l.d.opts.Now()
+	if l.parked[p] == 0 && l.owned {
+		select {
+		case l.queues[workerOf(p, len(l.queues))] <- it:
+			l.pending[p]++
+			l.mu.Unlock()
+			return
+		default:
+		}
 	}
+	l.parked[p]++
+	l.parkedTotal++
+	l.mu.Unlock()
+	l.d.metrics.parked.Inc()
+	l.d.parkAsync(l, it)
 }
 
+// close ends the workers once the drainer (the other sender to their queues) has stopped; the
+// lane's context must be cancelled first.
 func (l *lane) close() {
+	<-l.drained
 	for _, q := range l.queues {
 		close(q)
 	}
@@ -75,36 +132,80 @@ func (l *lane) work(q chan item) {
 	defer l.d.wg.Done()
 	for it := range q {
 		if l.ctx.Err() != nil {
-			continue // stopping: leave it uncommitted, it is read again after restart
+			l.release(it, false)
+			continue // stopping: live jobs stay uncommitted, parked ones stay parked
 		}
-		if l.deliver(it) {
-			l.d.track.finish(it.rec)
-		}
+		done := l.deliver(it)
+		l.release(it, done)
 	}
 }
 
-// deliver drives one job to a durable outcome: delivered, dead-lettered or excluded. It returns
-// false when the dispatcher stops first (the job stays uncommitted).
+// release ends a worker's hold on an item: the profile's pending count drops, and a live job's
+// record is finished once its outcome (or its parking) is durable.
+func (l *lane) release(it item, durable bool) {
+	l.mu.Lock()
+	p := it.job.ProfileKey
+	if l.pending[p]--; l.pending[p] <= 0 {
+		delete(l.pending, p)
+	}
+	if it.parked != nil {
+		delete(l.draining, it.parked.DeliveryID)
+	}
+	l.mu.Unlock()
+	if durable && it.rec != nil {
+		l.d.track.finish(it.rec.rec)
+	}
+	if it.parked != nil {
+		l.poke()
+	}
+}
+
+func (l *lane) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver drives one item to a durable state: a final outcome, or parked. It returns false
+// when the dispatcher stops first.
 func (l *lane) deliver(it item) bool {
 	ctx, job, d := l.ctx, it.job, l.d
-	first := d.opts.Now()
 	attempt := 0
+	var first time.Time
+	if it.parked != nil {
+		attempt = it.parked.Attempts
+		if it.parked.FirstAttemptAt != nil {
+			first = *it.parked.FirstAttemptAt
+		}
+	}
 	for {
+		if it.parked == nil {
+			l.mu.Lock()
+			behind := l.parked[job.ProfileKey] > 0
+			l.mu.Unlock()
+			if behind { // an earlier delivery of this profile was parked: wait behind it
+				return l.park(ctx, it, d.opts.Now(), attempt, first, nil)
+			}
+		}
 		dest, ok := d.reg.Get(job.DestinationID)
 		if !ok || dest.DeletedAt != nil {
-			return l.record(ctx, job, delivery.Excluded, delivery.ReasonDestinationDeleted, nil, nil, false)
+			return l.finish(ctx, it, delivery.Excluded, delivery.ReasonDestinationDeleted, nil)
 		}
 		if dest.Paused {
-			if !l.waitChange(ctx) {
-				return false
-			}
-			continue
+			return l.park(ctx, it, d.opts.Now(), attempt, first, nil)
+		}
+		if !l.isOwned() {
+			return l.park(ctx, it, d.opts.Now().Add(time.Second), attempt, first, nil)
 		}
 		l.setRate(dest.RateLimitPerMinute)
 		if err := l.limiter.Wait(ctx); err != nil {
 			return false
 		}
 		start := d.opts.Now()
+		if first.IsZero() {
+			first = start
+		}
 		res, err := l.breaker.Execute(func() (qualtrics.Result, error) {
 			// An attempt in flight finishes even when the dispatcher is stopping (bounded by the
 			// client's per-attempt timeout), so its outcome is recorded rather than repeated.
@@ -119,11 +220,8 @@ func (l *lane) deliver(it item) bool {
 			}
 		})
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			// Nothing was sent: wait for the breaker's probe window.
-			if !sleep(ctx, min(d.opts.BreakerTimeout/4+time.Millisecond, time.Second)) {
-				return false
-			}
-			continue
+			// Nothing was sent: the circuit is open. Wait outside RAM for the next probe window.
+			return l.park(ctx, it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
 		}
 		attempt++
 		now := d.opts.Now()
@@ -136,55 +234,229 @@ func (l *lane) deliver(it item) bool {
 		d.metrics.latency.Observe(res.Latency.Seconds())
 		// The outcome of a finished attempt is recorded even when stopping.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		switch res.Class {
-		case qualtrics.Delivered:
+		switch {
+		case res.Class == qualtrics.Delivered:
 			d.metrics.endToEnd.Observe(now.Sub(job.ReceivedAt).Seconds())
 			defer cancel()
-			return l.record(rctx, job, delivery.Delivered, "", a, nil, false)
-		case qualtrics.Permanent:
+			return l.finish(rctx, it, delivery.Delivered, "", a)
+		case res.Class == qualtrics.Permanent:
 			defer cancel()
-			return l.record(rctx, job, delivery.DeadLettered, string(res.Reason), a, nil, true)
-		}
-		if now.Sub(first) >= d.opts.RetryWindow {
+			return l.finish(rctx, it, delivery.DeadLettered, string(res.Reason), a)
+		case now.Sub(first) >= d.opts.RetryWindow:
 			defer cancel()
-			return l.record(rctx, job, delivery.DeadLettered, delivery.ReasonRetryWindow, a, nil, true)
+			return l.finish(rctx, it, delivery.DeadLettered, delivery.ReasonRetryWindow, a)
 		}
 		wait := d.opts.Backoff.Next(attempt, res.RetryAfter)
 		next := now.Add(wait)
-		recorded := l.record(rctx, job, delivery.Retrying, string(res.Reason), a, &next, false)
-		cancel()
-		if !recorded {
-			return false
+		ev := l.event(job, delivery.Retrying, string(res.Reason), a)
+		ev.NextAttemptAt = &next
+		if wait > d.opts.MaxInMemoryWait {
+			defer cancel()
+			return l.park(rctx, it, next, attempt, first, &ev)
 		}
-		if !sleep(ctx, wait) {
+		recorded := l.write(rctx, store.Batch{Events: []delivery.Event{ev}})
+		cancel()
+		if !recorded || !sleep(ctx, wait) {
 			return false
 		}
 	}
 }
 
-// record writes a delivery event durably; it retries the write until it succeeds or ctx ends.
-func (l *lane) record(ctx context.Context, job delivery.Job, st delivery.Status, reason string, a *delivery.Attempt, next *time.Time, keepPayload bool) bool {
-	ev := delivery.Event{DeliveryID: job.DeliveryID, UpdateID: job.UpdateID, DestinationID: job.DestinationID,
-		Status: st, Reason: reason, At: l.d.opts.Now(), Attempt: a, NextAttemptAt: next}
-	if keepPayload {
-		ev.Payload = job.Payload
+func (l *lane) event(job delivery.Job, st delivery.Status, reason string, a *delivery.Attempt) delivery.Event {
+	return delivery.Event{DeliveryID: job.DeliveryID, UpdateID: job.UpdateID, DestinationID: job.DestinationID,
+		Status: st, Reason: reason, At: l.d.opts.Now(), Attempt: a}
+}
+
+// finish records a final outcome (and takes the delivery out of the park).
+func (l *lane) finish(ctx context.Context, it item, st delivery.Status, reason string, a *delivery.Attempt) bool {
+	ev := l.event(it.job, st, reason, a)
+	if st == delivery.DeadLettered {
+		ev.Payload = it.job.Payload
 	}
+	b := store.Batch{Events: []delivery.Event{ev}}
+	if it.parked != nil {
+		b.Unpark = []string{it.parked.DeliveryID}
+	}
+	if !l.write(ctx, b) {
+		return false
+	}
+	l.d.metrics.outcomes.WithLabelValues(string(st), reason).Inc()
+	if it.parked != nil {
+		l.unparked(it.job.ProfileKey)
+	}
+	return true
+}
+
+// park stores the item to be retried at due, with the event that explains why (if any).
+func (l *lane) park(ctx context.Context, it item, due time.Time, attempts int, first time.Time, ev *delivery.Event) bool {
+	p := l.parkedOf(it, due, attempts, first)
+	b := store.Batch{Park: []store.Parked{p}}
+	if ev != nil {
+		b.Events = []delivery.Event{*ev}
+	}
+	if !l.write(ctx, b) {
+		return false
+	}
+	if it.parked == nil {
+		l.mu.Lock()
+		l.parked[it.job.ProfileKey]++
+		l.parkedTotal++
+		l.mu.Unlock()
+		l.d.metrics.parked.Inc()
+	}
+	return true
+}
+
+func (l *lane) parkedOf(it item, due time.Time, attempts int, first time.Time) store.Parked {
+	p := store.Parked{DeliveryID: it.job.DeliveryID, DestinationID: l.destID, ProfileKey: it.job.ProfileKey, DueAt: due, Attempts: attempts}
+	switch {
+	case it.parked != nil:
+		p.Seq, p.Job = it.parked.Seq, it.parked.Job
+	case it.rec != nil:
+		p.Seq = it.rec.rec.Offset
+	}
+	if p.Job == nil {
+		p.Job, _ = delivery.EncodeJob(it.job)
+	}
+	if !first.IsZero() {
+		p.FirstAttemptAt = &first
+	}
+	return p
+}
+
+func (l *lane) unparked(profile string) {
+	l.mu.Lock()
+	if l.parked[profile]--; l.parked[profile] <= 0 {
+		delete(l.parked, profile)
+	}
+	l.parkedTotal--
+	l.mu.Unlock()
+	l.poke()
+}
+
+// write applies a batch durably; it retries until it succeeds or ctx ends.
+func (l *lane) write(ctx context.Context, b store.Batch) bool {
 	for i := 0; ; i++ {
-		err := l.d.status.Write(ctx, store.Batch{Events: []delivery.Event{ev}})
+		err := l.d.status.Write(ctx, b)
 		if err == nil {
-			if st.Terminal() {
-				l.d.metrics.outcomes.WithLabelValues(string(st), reason).Inc()
-			}
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		l.d.log.Warn("status write failed; retrying", zap.Error(err), zap.String("deliveryId", job.DeliveryID))
+		l.d.log.Warn("status write failed; retrying", zap.Error(err), zap.String("destinationId", l.destID))
 		if !sleep(ctx, time.Duration(min(i+1, 20))*100*time.Millisecond) {
 			return false
 		}
 	}
+}
+
+// drain feeds due parked deliveries to the workers — for each profile only its oldest, and
+// only when nothing of that profile is in flight here — and keeps the destination's claim.
+func (l *lane) drain() {
+	defer l.d.wg.Done()
+	defer close(l.drained)
+	t := time.NewTicker(l.d.opts.DrainInterval)
+	defer t.Stop()
+	lastClaim := l.d.opts.Now()
+	for {
+		select {
+		case <-l.ctx.Done():
+			l.mu.Lock()
+			owned := l.owned
+			l.mu.Unlock()
+			if owned {
+				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = l.d.store.Release(rctx, l.destID, l.d.opts.NodeID)
+				cancel()
+			}
+			return
+		case <-t.C:
+		case <-l.wake:
+		}
+		now := l.d.opts.Now()
+		if now.Sub(lastClaim) >= l.d.opts.ClaimTTL/3 {
+			l.claim()
+			lastClaim = now
+		}
+		l.mu.Lock()
+		ready := l.owned && l.parkedTotal > 0
+		l.mu.Unlock()
+		if !ready {
+			continue
+		}
+		if dest, ok := l.d.reg.Get(l.destID); ok && dest.Paused && dest.DeletedAt == nil {
+			continue
+		}
+		heads, err := l.d.store.ParkedHeads(l.ctx, l.destID, now, 4*l.d.opts.QueueSize)
+		if err != nil {
+			if l.ctx.Err() == nil {
+				l.d.log.Warn("reading parked deliveries failed", zap.Error(err), zap.String("destinationId", l.destID))
+			}
+			continue
+		}
+		for i := range heads {
+			h := &heads[i]
+			l.mu.Lock()
+			skip := l.pending[h.ProfileKey] > 0 || l.draining[h.DeliveryID]
+			if !skip {
+				l.pending[h.ProfileKey]++
+				l.draining[h.DeliveryID] = true
+			}
+			l.mu.Unlock()
+			if skip {
+				continue
+			}
+			job, err := delivery.DecodeJob(h.Job)
+			if err != nil {
+				l.d.log.Error("dropping undecodable parked job", zap.Error(err), zap.String("deliveryId", h.DeliveryID))
+				l.write(l.ctx, store.Batch{Unpark: []string{h.DeliveryID}})
+				l.release(item{job: delivery.Job{ProfileKey: h.ProfileKey}, parked: h}, false)
+				l.unparked(h.ProfileKey)
+				continue
+			}
+			select {
+			case l.queues[workerOf(h.ProfileKey, len(l.queues))] <- item{job: job, parked: h}:
+			case <-l.ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// claim takes or renews this node's claim on the destination; an idle lane gives it up so that
+// another node (the new owner of the destination's partition after a rebalance) can take it.
+func (l *lane) claim() {
+	now := l.d.opts.Now()
+	l.mu.Lock()
+	idle := l.owned && len(l.pending) == 0 && l.parkedTotal == 0 && now.Sub(l.lastActive) > l.d.opts.IdleRelease
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
+	defer cancel()
+	if idle {
+		if err := l.d.store.Release(ctx, l.destID, l.d.opts.NodeID); err == nil {
+			l.mu.Lock()
+			l.owned = false
+			l.mu.Unlock()
+		}
+		return
+	}
+	ok, err := l.d.store.Claim(ctx, l.destID, l.d.opts.NodeID, now, l.d.opts.ClaimTTL)
+	if err != nil {
+		if l.ctx.Err() == nil {
+			l.d.log.Warn("claiming destination failed", zap.Error(err), zap.String("destinationId", l.destID))
+		}
+		return
+	}
+	l.mu.Lock()
+	l.owned = ok
+	l.mu.Unlock()
+}
+
+func (l *lane) isOwned() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.owned
 }
 
 func (l *lane) setRate(perMin int) {
@@ -193,15 +465,6 @@ func (l *lane) setRate(perMin int) {
 	}
 	if l.perMin.Swap(int64(perMin)) != int64(perMin) {
 		l.limiter.SetLimit(rate.Limit(float64(perMin) / 60))
-	}
-}
-
-func (l *lane) waitChange(ctx context.Context) bool {
-	select {
-	case <-l.d.reg.Changed():
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

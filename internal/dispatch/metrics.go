@@ -10,6 +10,7 @@ type Metrics struct {
 	endToEnd     prometheus.Histogram
 	breakerState *prometheus.GaugeVec
 	poison       prometheus.Counter
+	parked       prometheus.Counter
 }
 
 // NewMetrics registers the dispatcher's collectors.
@@ -23,7 +24,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20)}),
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "qgate_destination_circuit_state", Help: "Circuit breaker state per destination: 0 closed, 1 half-open, 2 open."}, []string{"destination"}),
 		poison:       prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_dispatch_skipped_total", Help: "Delivery jobs that could not be decoded and were skipped (a bug: alert on it)."}),
+		parked:       prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_deliveries_parked_total", Help: "Deliveries parked in the store to wait outside RAM (paused, open circuit, long backoff, full lane)."}),
 	}
-	reg.MustRegister(m.attempts, m.outcomes, m.latency, m.endToEnd, m.breakerState, m.poison)
+	reg.MustRegister(m.attempts, m.outcomes, m.latency, m.endToEnd, m.breakerState, m.poison, m.parked)
 	return m
 }

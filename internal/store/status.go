@@ -19,6 +19,13 @@ var ErrUpdateNotFound = fault.New(fault.NotFound, "updateId", "update_not_found"
 type Batch struct {
 	Updates []delivery.Update
 	Events  []delivery.Event
+	Park    []Parked // parked (or re-parked) deliveries
+	Unpark  []string // delivery IDs that left the park
+	Alerts  []Alert
+}
+
+func (b Batch) size() int {
+	return len(b.Updates) + len(b.Events) + len(b.Park) + len(b.Unpark) + len(b.Alerts)
 }
 
 const upsertDelivery = `INSERT INTO deliveries
@@ -91,6 +98,9 @@ func (s *DB) Apply(ctx context.Context, b Batch) error {
 		}
 		del.Close()
 		att.Close()
+	}
+	if err := s.applyParking(ctx, tx, b); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("apply status: commit: %w", err)
@@ -200,7 +210,7 @@ func NewStatusWriter(db *DB) *StatusWriter {
 
 // Write applies b durably, sharing a transaction with concurrent writes.
 func (w *StatusWriter) Write(ctx context.Context, b Batch) error {
-	if len(b.Updates) == 0 && len(b.Events) == 0 {
+	if b.size() == 0 {
 		return nil
 	}
 	r := writeReq{b: b, err: make(chan error, 1)}
@@ -227,7 +237,7 @@ func (w *StatusWriter) loop() {
 	defer close(w.done)
 	for first := range w.reqs {
 		reqs := []writeReq{first}
-		rows := len(first.b.Updates) + len(first.b.Events)
+		rows := first.b.size()
 	collect:
 		for rows < w.maxRows {
 			select {
@@ -236,7 +246,7 @@ func (w *StatusWriter) loop() {
 					break collect
 				}
 				reqs = append(reqs, r)
-				rows += len(r.b.Updates) + len(r.b.Events)
+				rows += r.b.size()
 			default:
 				break collect
 			}
@@ -245,6 +255,9 @@ func (w *StatusWriter) loop() {
 		for _, r := range reqs {
 			all.Updates = append(all.Updates, r.b.Updates...)
 			all.Events = append(all.Events, r.b.Events...)
+			all.Park = append(all.Park, r.b.Park...)
+			all.Unpark = append(all.Unpark, r.b.Unpark...)
+			all.Alerts = append(all.Alerts, r.b.Alerts...)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := w.db.Apply(ctx, all)

@@ -1,0 +1,186 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/qgate/qgate/internal/delivery"
+)
+
+// Parked is a delivery waiting outside RAM.
+type Parked struct {
+	DeliveryID     string
+	DestinationID  string
+	ProfileKey     string
+	Seq            int64 // order within (destination, profile)
+	DueAt          time.Time
+	Attempts       int
+	FirstAttemptAt *time.Time
+	Job            []byte
+}
+
+// Alert is a record of a destination-level event an operator should know about (circuit opened
+// or closed).
+type Alert struct {
+	ID            string    `json:"id"`
+	DestinationID string    `json:"destinationId"`
+	Kind          string    `json:"kind"`
+	Message       string    `json:"message"`
+	At            time.Time `json:"at"`
+}
+
+func (s *DB) applyParking(ctx context.Context, tx *sql.Tx, b Batch) error {
+	if len(b.Park) > 0 {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO parked (delivery_id, destination_id, profile_key, seq, due_at, attempts, first_attempt_at, job)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (delivery_id) DO UPDATE SET due_at = excluded.due_at, attempts = excluded.attempts,
+    first_attempt_at = COALESCE(parked.first_attempt_at, excluded.first_attempt_at)`)
+		if err != nil {
+			return fmt.Errorf("park: %w", err)
+		}
+		defer stmt.Close()
+		for _, p := range b.Park {
+			var first sql.NullInt64
+			if p.FirstAttemptAt != nil {
+				first = sql.NullInt64{Int64: ms(*p.FirstAttemptAt), Valid: true}
+			}
+			if _, err := stmt.ExecContext(ctx, p.DeliveryID, p.DestinationID, p.ProfileKey, p.Seq, ms(p.DueAt), p.Attempts, first, p.Job); err != nil {
+				return fmt.Errorf("park: %w", err)
+			}
+		}
+	}
+	for _, id := range b.Unpark {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM parked WHERE delivery_id = $1`, id); err != nil {
+			return fmt.Errorf("unpark: %w", err)
+		}
+	}
+	for _, a := range b.Alerts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts (id, destination_id, kind, message, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+			a.ID, a.DestinationID, a.Kind, a.Message, ms(a.At)); err != nil {
+			return fmt.Errorf("alert: %w", err)
+		}
+	}
+	return nil
+}
+
+// ParkedHeads returns up to limit parked deliveries of a destination that are due at now and
+// are the oldest (lowest seq) of their profile: the only ones that may be sent.
+func (s *DB) ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]Parked, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT p.delivery_id, p.destination_id, p.profile_key, p.seq, p.due_at, p.attempts, p.first_attempt_at, p.job
+FROM parked p
+WHERE p.destination_id = $1 AND p.due_at <= $2
+  AND p.seq = (SELECT MIN(q.seq) FROM parked q WHERE q.destination_id = p.destination_id AND q.profile_key = p.profile_key)
+ORDER BY p.due_at, p.seq
+LIMIT $3`, destID, ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("parked heads: %w", err)
+	}
+	defer rows.Close()
+	var out []Parked
+	for rows.Next() {
+		var p Parked
+		var due int64
+		var first sql.NullInt64
+		if err := rows.Scan(&p.DeliveryID, &p.DestinationID, &p.ProfileKey, &p.Seq, &due, &p.Attempts, &first, &p.Job); err != nil {
+			return nil, err
+		}
+		p.DueAt, p.FirstAttemptAt = fromMS(due), fromNullMS(first)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ParkedProfiles counts parked deliveries per profile for a destination.
+func (s *DB) ParkedProfiles(ctx context.Context, destID string) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT profile_key, COUNT(*) FROM parked WHERE destination_id = $1 GROUP BY profile_key`, destID)
+	if err != nil {
+		return nil, fmt.Errorf("parked profiles: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, err
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
+}
+
+// ParkedDestinations lists destinations that have parked deliveries.
+func (s *DB) ParkedDestinations(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT destination_id FROM parked`)
+	if err != nil {
+		return nil, fmt.Errorf("parked destinations: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// CountParked counts a destination's parked deliveries.
+func (s *DB) CountParked(ctx context.Context, destID string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM parked WHERE destination_id = $1`, destID).Scan(&n)
+	return n, err
+}
+
+// Claim takes or renews node's claim on a destination until now+ttl. It succeeds when the claim
+// is free, expired, or already node's: one node at a time sends to a destination.
+func (s *DB) Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO destination_claims (destination_id, node_id, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (destination_id) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at
+WHERE destination_claims.node_id = excluded.node_id OR destination_claims.expires_at < $4`, destID, node, ms(now.Add(ttl)), ms(now))
+	if err != nil {
+		return false, fmt.Errorf("claim: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Release gives up node's claim on a destination.
+func (s *DB) Release(ctx context.Context, destID, node string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM destination_claims WHERE destination_id = $1 AND node_id = $2`, destID, node)
+	return err
+}
+
+// Alerts returns a destination's alerts since a time, newest first.
+func (s *DB) Alerts(ctx context.Context, destID string, since time.Time, limit int) ([]Alert, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, destination_id, kind, message, at FROM alerts WHERE destination_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3`, destID, ms(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []Alert
+	for rows.Next() {
+		var a Alert
+		var at int64
+		if err := rows.Scan(&a.ID, &a.DestinationID, &a.Kind, &a.Message, &at); err != nil {
+			return nil, err
+		}
+		a.At = fromMS(at)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// DeliveryStatus returns a delivery's current status ("" when unknown).
+func (s *DB) DeliveryStatus(ctx context.Context, deliveryID string) (delivery.Status, error) {
+	var st string
+	err := s.db.QueryRowContext(ctx, `SELECT status FROM deliveries WHERE delivery_id = $1`, deliveryID).Scan(&st)
+	if err == sql.ErrNoRows {
+		return "", nil
+	}
+	return delivery.Status(st), err
+}
