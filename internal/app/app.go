@@ -218,6 +218,7 @@ func (a *App) startStages() {
 	refreshCtx, stopRefresh := context.WithCancel(context.Background())
 	a.stopRefresh = stopRefresh
 	go a.destinations.Run(refreshCtx, a.cfg.RegistryRefresh)
+	go store.RunPruner(refreshCtx, a.store, a.cfg.Retention, time.Hour, a.log.Named("retention"))
 
 	a.routerSrc = kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{})
 	r := router.New(a.routerSrc, a.destinations, a.jobs, a.status, a.log.Named("router"), a.routerM)

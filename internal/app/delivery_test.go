@@ -139,9 +139,21 @@ func (e *deliveryEnv) awaitStatus(updateID, destID string, st delivery.Status) d
 	return d
 }
 
+// supportView and cfgT are short names for the engine tests.
+type (
+	supportView = support.UpdateView
+	cfgT        = config.Config
+)
+
 func (e *deliveryEnv) runs(workflow string, n int) []simulator.Run {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	return e.runsWithin(workflow, n, 20*time.Second)
+}
+
+// runsWithin waits until the workflow has at least n runs.
+func (e *deliveryEnv) runsWithin(workflow string, n int, within time.Duration) []simulator.Run {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	runs, err := e.sim.WaitRuns(ctx, workflow, n)
 	if err != nil {

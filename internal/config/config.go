@@ -41,6 +41,7 @@ type Config struct {
 	RetryMaxDelay   time.Duration // QGATE_RETRY_MAX_DELAY: any retry's backoff ceiling
 	BreakerTimeout  time.Duration // QGATE_BREAKER_TIMEOUT: open circuit's wait before a probe
 	RegistryRefresh time.Duration // QGATE_REGISTRY_REFRESH: how often destination changes are read
+	Retention       time.Duration // QGATE_RETENTION: delivery records older than this are pruned
 
 	LogLevel        string        // QGATE_LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // QGATE_SHUTDOWN_TIMEOUT
@@ -65,6 +66,7 @@ func Default() Config {
 		RetryMaxDelay:     5 * time.Minute,
 		BreakerTimeout:    30 * time.Second,
 		RegistryRefresh:   time.Second,
+		Retention:         7 * 24 * time.Hour,
 		LogLevel:          "info",
 		ShutdownTimeout:   25 * time.Second,
 	}
@@ -140,6 +142,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	dur("QGATE_RETRY_MAX_DELAY", &c.RetryMaxDelay)
 	dur("QGATE_BREAKER_TIMEOUT", &c.BreakerTimeout)
 	dur("QGATE_REGISTRY_REFRESH", &c.RegistryRefresh)
+	dur("QGATE_RETENTION", &c.Retention)
 	str("QGATE_LOG_LEVEL", &c.LogLevel)
 	dur("QGATE_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 
@@ -218,6 +221,7 @@ func (c Config) Validate() error {
 		"QGATE_DELIVERY_TIMEOUT": c.DeliveryTimeout, "QGATE_RETRY_WINDOW": c.RetryWindow,
 		"QGATE_RETRY_BASE_DELAY": c.RetryBaseDelay, "QGATE_RETRY_MAX_DELAY": c.RetryMaxDelay,
 		"QGATE_BREAKER_TIMEOUT": c.BreakerTimeout, "QGATE_REGISTRY_REFRESH": c.RegistryRefresh,
+		"QGATE_RETENTION": c.Retention,
 	} {
 		if d <= 0 {
 			bad("%s: must be positive", name)

@@ -55,7 +55,7 @@ type Store interface {
 
 // Options tune the dispatcher.
 type Options struct {
-	Workers        int           // per destination; one profile always maps to the same worker (default 4)
+	Workers        int           // per destination; one profile always maps to the same worker (default 16)
 	QueueSize      int           // jobs buffered per worker (default 256)
 	RetryWindow    time.Duration // retry until then, then dead-letter (default 24h)
 	Backoff        Backoff
@@ -63,7 +63,7 @@ type Options struct {
 	BreakerTrips   uint32        // consecutive failures that open it (default 5)
 	CommitInterval time.Duration // default 100ms
 	// MaxInMemoryWait is the longest retry wait spent holding a worker; longer waits park the
-	// delivery in the store (default 2s).
+	// delivery in the store, freeing the worker for other profiles (default 250ms).
 	MaxInMemoryWait time.Duration
 	DrainInterval   time.Duration // how often due parked deliveries are looked for (default 250ms)
 	ClaimTTL        time.Duration // a destination claim's lifetime, renewed at a third of it (default 15s)
@@ -74,7 +74,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = 16
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 256
@@ -92,7 +92,7 @@ func (o *Options) defaults() {
 		o.CommitInterval = 100 * time.Millisecond
 	}
 	if o.MaxInMemoryWait <= 0 {
-		o.MaxInMemoryWait = 2 * time.Second
+		o.MaxInMemoryWait = 250 * time.Millisecond
 	}
 	if o.DrainInterval <= 0 {
 		o.DrainInterval = 250 * time.Millisecond

@@ -36,10 +36,13 @@ type lane struct {
 	parked      map[string]int  // profile → deliveries parked in the store
 	parkedTotal int             //
 	draining    map[string]bool // parked delivery IDs handed to workers
-	owned       bool            // this node holds the destination's claim
-	lastActive  time.Time
-	wake        chan struct{}
-	drained     chan struct{} // closed when the drainer has stopped
+	// released holds parked deliveries a worker finished with (sent, re-parked or closed) and
+	// when: a head list read before that moment is stale for them and must not resend them.
+	released   map[string]time.Time
+	owned      bool // this node holds the destination's claim
+	lastActive time.Time
+	wake       chan struct{}
+	drained    chan struct{} // closed when the drainer has stopped
 }
 
 type item struct {
@@ -56,6 +59,7 @@ func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 		pending:  map[string]int{},
 		parked:   map[string]int{},
 		draining: map[string]bool{},
+		released: map[string]time.Time{},
 		wake:     make(chan struct{}, 1),
 		drained:  make(chan struct{}),
 	}
@@ -150,6 +154,7 @@ func (l *lane) release(it item, durable bool) {
 	}
 	if it.parked != nil {
 		delete(l.draining, it.parked.DeliveryID)
+		l.released[it.parked.DeliveryID] = l.d.opts.Now()
 	}
 	l.mu.Unlock()
 	if durable && it.rec != nil {
@@ -388,7 +393,23 @@ func (l *lane) drain() {
 		if dest, ok := l.d.reg.Get(l.destID); ok && dest.Paused && dest.DeletedAt == nil {
 			continue
 		}
-		heads, err := l.d.store.ParkedHeads(l.ctx, l.destID, now, 4*l.d.opts.QueueSize)
+		// An open circuit sends nothing: leave the park alone until the probe window, then let
+		// one delivery through as the probe.
+		limit := 4 * l.d.opts.QueueSize
+		switch l.breaker.State() {
+		case gobreaker.StateOpen:
+			continue
+		case gobreaker.StateHalfOpen:
+			l.mu.Lock()
+			busy := len(l.draining) > 0
+			l.mu.Unlock()
+			if busy {
+				continue
+			}
+			limit = 1
+		}
+		queried := l.d.opts.Now()
+		heads, err := l.d.store.ParkedHeads(l.ctx, l.destID, now, limit)
 		if err != nil {
 			if l.ctx.Err() == nil {
 				l.d.log.Warn("reading parked deliveries failed", zap.Error(err), zap.String("destinationId", l.destID))
@@ -398,7 +419,8 @@ func (l *lane) drain() {
 		for i := range heads {
 			h := &heads[i]
 			l.mu.Lock()
-			skip := l.pending[h.ProfileKey] > 0 || l.draining[h.DeliveryID]
+			_, stale := l.released[h.DeliveryID]
+			skip := stale || l.pending[h.ProfileKey] > 0 || l.draining[h.DeliveryID]
 			if !skip {
 				l.pending[h.ProfileKey]++
 				l.draining[h.DeliveryID] = true
@@ -421,6 +443,14 @@ func (l *lane) drain() {
 				return
 			}
 		}
+		// Releases older than this query are reflected in it and in every later one.
+		l.mu.Lock()
+		for id, at := range l.released {
+			if at.Before(queried) {
+				delete(l.released, id)
+			}
+		}
+		l.mu.Unlock()
 	}
 }
 

@@ -2,73 +2,12 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/qgate/qgate/internal/destination"
 )
-
-// openSQLiteForTest opens a fresh SQLite store in a temp dir.
-func openSQLiteForTest(t *testing.T) *DB {
-	t.Helper()
-	db, err := Open(context.Background(), "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// openPostgresForTest opens the PostgreSQL of QGATE_TEST_DATABASE_URL in a fresh schema that is
-// dropped at cleanup; it skips the test when the variable is unset.
-func openPostgresForTest(t *testing.T) *DB {
-	t.Helper()
-	base := os.Getenv("QGATE_TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("set QGATE_TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL store tests")
-	}
-	ctx := context.Background()
-	var rb [6]byte
-	_, _ = rand.Read(rb[:])
-	schema := "qgate_test_" + hex.EncodeToString(rb[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := Open(ctx, u.String(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		if _, err := admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-		admin.Close()
-	})
-	return db
-}
-
-func TestDestinationsSQLite(t *testing.T) { testDestinations(t, openSQLiteForTest(t)) }
-
-func TestDestinationsPostgres(t *testing.T) { testDestinations(t, openPostgresForTest(t)) }
 
 func sampleDestination(id, name string, at time.Time) destination.Destination {
 	return destination.Destination{

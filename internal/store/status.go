@@ -28,76 +28,22 @@ func (b Batch) size() int {
 	return len(b.Updates) + len(b.Events) + len(b.Park) + len(b.Unpark) + len(b.Alerts)
 }
 
-const upsertDelivery = `INSERT INTO deliveries
-    (delivery_id, update_id, destination_id, status, reason, attempts, created_at, updated_at, next_attempt_at, email_hash, external_id_hash, payload)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)
-ON CONFLICT (delivery_id) DO UPDATE SET
-    status = excluded.status,
-    reason = excluded.reason,
-    attempts = CASE WHEN excluded.attempts > deliveries.attempts THEN excluded.attempts ELSE deliveries.attempts END,
-    updated_at = excluded.updated_at,
-    next_attempt_at = excluded.next_attempt_at,
-    payload = COALESCE(excluded.payload, deliveries.payload)
-WHERE excluded.status <> 'pending'
-  AND NOT (deliveries.status IN ('delivered', 'dead_lettered', 'excluded')
-           AND excluded.status NOT IN ('delivered', 'dead_lettered', 'excluded'))`
-
 // Apply writes a batch in one transaction: updates are inserted once; each event upserts its
 // delivery (a terminal status is never replaced by a non-terminal one, and "pending" never
-// replaces anything) and records its attempt.
+// replaces anything) and records its attempt. How rows are written: status_batch.go.
 func (s *DB) Apply(ctx context.Context, b Batch) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("apply status: %w", err)
 	}
 	defer tx.Rollback()
-	if len(b.Updates) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (update_id) DO NOTHING`)
-		if err != nil {
-			return fmt.Errorf("apply status: %w", err)
-		}
-		for _, u := range b.Updates {
-			auds, _ := json.Marshal(u.Audiences)
-			if _, err := stmt.ExecContext(ctx, u.UpdateID, u.ProfileKey, ms(u.ReceivedAt), ms(u.RoutedAt), string(auds)); err != nil {
-				return fmt.Errorf("insert update: %w", err)
-			}
-		}
-		stmt.Close()
+	w := s.rowWriter(tx)
+	defer w.close()
+	if err := w.insertUpdates(ctx, b.Updates); err != nil {
+		return err
 	}
-	if len(b.Events) > 0 {
-		del, err := tx.PrepareContext(ctx, upsertDelivery)
-		if err != nil {
-			return fmt.Errorf("apply status: %w", err)
-		}
-		att, err := tx.PrepareContext(ctx, `INSERT INTO attempts (delivery_id, n, at, status_code, latency_ms, outcome, reason, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id, n) DO NOTHING`)
-		if err != nil {
-			return fmt.Errorf("apply status: %w", err)
-		}
-		for _, e := range b.Events {
-			n := 0
-			if e.Attempt != nil {
-				n = e.Attempt.N
-			}
-			var next sql.NullInt64
-			if e.NextAttemptAt != nil {
-				next = sql.NullInt64{Int64: ms(*e.NextAttemptAt), Valid: true}
-			}
-			var payload []byte
-			if len(e.Payload) > 0 {
-				payload = e.Payload
-			}
-			if _, err := del.ExecContext(ctx, e.DeliveryID, e.UpdateID, e.DestinationID, string(e.Status), e.Reason, n, ms(e.At), next,
-				nullString(e.EmailHash), nullString(e.ExternalIDHash), payload); err != nil {
-				return fmt.Errorf("upsert delivery: %w", err)
-			}
-			if a := e.Attempt; a != nil {
-				if _, err := att.ExecContext(ctx, e.DeliveryID, a.N, ms(a.At), a.StatusCode, a.LatencyMS, a.Outcome, a.Reason, a.Error); err != nil {
-					return fmt.Errorf("insert attempt: %w", err)
-				}
-			}
-		}
-		del.Close()
-		att.Close()
+	if err := w.applyEvents(ctx, b.Events); err != nil {
+		return err
 	}
 	if err := s.applyParking(ctx, tx, b); err != nil {
 		return err

@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// DefaultPruneBatch is how many deliveries (or updates) one prune transaction removes.
+const DefaultPruneBatch = 1000
+
+// maxPruneBatch keeps a batch's IN list far below both dialects' parameter limits.
+const maxPruneBatch = 10000
+
+// selectPrunableDeliveries picks up to $2 finished deliveries last changed before $1, through
+// the partial index deliveries_prune (migration 005).
+const selectPrunableDeliveries = `SELECT delivery_id FROM deliveries
+WHERE updated_at < $1 AND status IN ('delivered', 'dead_lettered', 'excluded')
+LIMIT $2`
+
+// selectPrunableUpdates picks up to $2 updates received before $1 that have no delivery left:
+// updates_received finds the old ones and deliveries_update answers "any delivery left?" for
+// each. OFFSET 0 keeps PostgreSQL from turning NOT EXISTS into an anti-join, which it may run by
+// hashing every delivery's update_id (a full scan of deliveries per batch) when its statistics
+// say few updates qualify; as a correlated subquery it is one index probe per old update.
+const selectPrunableUpdates = `SELECT u.update_id FROM updates u
+WHERE u.received_at < $1
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.update_id = u.update_id LIMIT 1 OFFSET 0)
+LIMIT $2`
+
+// Prune deletes what is older than the retention horizon before: deliveries in a terminal
+// status (delivered, dead-lettered, excluded) last changed before it, with their attempts, and
+// then updates received before it that have no delivery left. Pending and retrying deliveries
+// (and so their updates) are kept however old. It works in batches of batch rows
+// (DefaultPruneBatch when batch <= 0), each its own short transaction, until nothing is left or
+// ctx ends, and returns how many deliveries and updates it deleted (attempts are not counted).
+//
+// Each batch selects the IDs it will delete and then deletes by ID list, so both dialects delete
+// through the primary keys whatever their statistics say. On PostgreSQL the selection takes the
+// rows FOR UPDATE SKIP LOCKED: nodes pruning at the same time share the work instead of waiting
+// on each other, and a row changed since the scan read it is re-checked before it is taken.
+func (s *DB) Prune(ctx context.Context, before time.Time, batch int) (deleted int64, err error) {
+	if batch <= 0 {
+		batch = DefaultPruneBatch
+	}
+	batch = min(batch, maxPruneBatch)
+	for _, step := range []struct {
+		what, sel string
+		deletes   []string
+	}{
+		{"deliveries", selectPrunableDeliveries, []string{`DELETE FROM attempts WHERE delivery_id IN `, `DELETE FROM deliveries WHERE delivery_id IN `}},
+		{"updates", selectPrunableUpdates, []string{`DELETE FROM updates WHERE update_id IN `}},
+	} {
+		for {
+			n, err := s.pruneBatch(ctx, step.sel, ms(before), batch, step.deletes)
+			deleted += n
+			if err != nil {
+				return deleted, fmt.Errorf("prune %s: %w", step.what, err)
+			}
+			if n < int64(batch) {
+				break
+			}
+		}
+	}
+	return deleted, nil
+}
+
+// pruneBatch selects up to batch IDs with sel and runs each of deletes (a statement ending in
+// "IN ") on them, in one transaction. It returns how many rows the last delete removed.
+func (s *DB) pruneBatch(ctx context.Context, sel string, before int64, batch int, deletes []string) (int64, error) {
+	if err := context.Cause(ctx); err != nil {
+		return 0, err
+	}
+	if s.dialect == Postgres {
+		sel += " FOR UPDATE SKIP LOCKED"
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, sel, before, batch)
+	if err != nil {
+		return 0, err
+	}
+	var ids []any
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	list := "(" + placeholders(1, len(ids)) + ")"
+	var n int64
+	for _, d := range deletes {
+		res, err := tx.ExecContext(ctx, d+list, ids...)
+		if err != nil {
+			return 0, err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	return n, nil
+}
+
+// placeholders returns "$from, $from+1, …" for n parameters.
+func placeholders(from, n int) string {
+	var b strings.Builder
+	b.Grow(n * 6)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(from + i))
+	}
+	return b.String()
+}
+
+// RunPruner prunes what is older than retention (see Prune) at once and then every interval,
+// until ctx ends. Failures are logged and retried at the next interval.
+func RunPruner(ctx context.Context, s *DB, retention, interval time.Duration, log *zap.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		before := start.Add(-retention)
+		n, err := s.Prune(ctx, before, DefaultPruneBatch)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Error("prune status store", zap.Error(err), zap.Int64("deleted", n), zap.Time("before", before))
+		case n > 0:
+			log.Info("pruned status store", zap.Int64("deleted", n), zap.Time("before", before), zap.Duration("took", time.Since(start)))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
