@@ -88,7 +88,7 @@ func Generate(name string, role Role, now time.Time) (secret string, k Key, err 
 	}
 	id := b32.EncodeToString(idb[:])
 	secret = keyPrefix + id + "_" + b32.EncodeToString(sb[:])
-	return secret, Key{ID: id, Name: name, Role: role, Hash: hash(secret), CreatedAt: now.UTC()}, nil
+	return secret, Key{ID: id, Name: name, Role: role, Hash: hash(secret), CreatedAt: now.UTC().Truncate(time.Millisecond)}, nil // stored in ms
 }
 
 func hash(secret string) []byte {

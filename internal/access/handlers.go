@@ -2,11 +2,13 @@ package access
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/qgate/qgate/internal/api"
+	"github.com/qgate/qgate/internal/fault"
 )
 
 // Handlers serves the admin API for keys.
@@ -39,6 +41,11 @@ func (h *Handlers) create(c *gin.Context) {
 	var req CreateRequest
 	if err := api.BindJSON(c, &req); err != nil {
 		api.Fail(c, err)
+		return
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	if req.Name == "" {
+		api.Fail(c, fault.New(fault.Invalid, "name", "required", "name must not be blank"))
 		return
 	}
 	secret, k, err := Generate(req.Name, req.Role, h.Now())

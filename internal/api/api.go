@@ -70,7 +70,23 @@ func Fail(c *gin.Context, err error) {
 	if len(problems) == 0 {
 		problems = []fault.Problem{{Code: codeFor(status), Message: err.Error()}}
 	}
+	if status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="qgate"`)
+	}
 	c.AbortWithStatusJSON(status, ErrorBody{Errors: problems})
+}
+
+// NoRoute answers a path that names no endpoint with the usual error body.
+func NoRoute(c *gin.Context) {
+	Fail(c, fault.New(fault.NotFound, "", "route_not_found", "no endpoint at "+c.Request.URL.Path))
+}
+
+// NoMethod answers a known path asked with the wrong method: 405 with the usual error body.
+// gin has already set the Allow header.
+func NoMethod(c *gin.Context) {
+	c.AbortWithStatusJSON(http.StatusMethodNotAllowed, ErrorBody{Errors: []fault.Problem{{
+		Code: "method_not_allowed", Message: c.Request.Method + " is not allowed on " + c.Request.URL.Path,
+	}}})
 }
 
 func codeFor(status int) string {

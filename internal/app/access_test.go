@@ -98,3 +98,64 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// The edges of the HTTP surface answer with the same error body as everything else.
+func TestHTTPEdgesAnswerWithErrorBodies(t *testing.T) {
+	n := startNode(t, nil)
+	type errBody struct {
+		Errors []struct{ Path, Code, Message string }
+	}
+
+	status, body, hdr := n.do("GET", "/v1/nothing-here", testAdminKey, nil)
+	if eb := decode[errBody](t, body); status != http.StatusNotFound || eb.Errors[0].Code != "route_not_found" || eb.Errors[0].Message == "" {
+		t.Fatalf("unknown route: %d %s", status, body)
+	}
+	status, body, hdr = n.do("PUT", "/v1/profiles", testAdminKey, "{}")
+	if eb := decode[errBody](t, body); status != http.StatusMethodNotAllowed || eb.Errors[0].Code != "method_not_allowed" || hdr.Get("Allow") != "POST" {
+		t.Fatalf("wrong method: %d %s Allow=%q", status, body, hdr.Get("Allow"))
+	}
+	status, _, hdr = n.do("GET", "/v1/keys", "", nil)
+	if status != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+		t.Fatalf("401 without a Bearer challenge: %d %q", status, hdr.Get("WWW-Authenticate"))
+	}
+
+	// A blank key name is refused and creates nothing.
+	status, body, _ = n.do("POST", "/v1/keys", testAdminKey, map[string]string{"name": "   ", "role": "ingest"})
+	if eb := decode[errBody](t, body); status != http.StatusUnprocessableEntity || eb.Errors[0].Path != "name" {
+		t.Fatalf("blank name: %d %s", status, body)
+	}
+	_, body, _ = n.do("GET", "/v1/keys", testAdminKey, nil)
+	if keys := decode[struct{ Keys []any }](t, body); len(keys.Keys) != 0 {
+		t.Fatalf("a refused key was stored: %s", body)
+	}
+
+	// If-Match: * means any version.
+	op := n.createKey("operator")
+	status, body, _ = n.do("POST", "/v1/destinations", op, dstBody("edge", "tok-edge-1234"))
+	if status != http.StatusCreated {
+		t.Fatalf("create destination: %d %s", status, body)
+	}
+	id := decode[struct{ ID string }](t, body).ID
+	status, body, _ = dstDoIfMatch(t, n, id, op, "*", `{"rateLimitPerMinute": 1200}`)
+	if status != http.StatusOK || !strings.Contains(string(body), `"rateLimitPerMinute":1200`) {
+		t.Fatalf("If-Match *: %d %s", status, body)
+	}
+}
+
+// Once shutdown begins, readiness fails so load balancers stop sending ingest.
+func TestReadinessFailsWhileDraining(t *testing.T) {
+	n := startNode(t, nil)
+	if status, _, _ := n.do("GET", "/readyz", "", nil); status != http.StatusOK {
+		t.Fatalf("readyz before drain: %d", status)
+	}
+	n.app.DrainIngest()
+	status, body, _ := n.do("GET", "/readyz", "", nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), `"draining"`) {
+		t.Fatalf("readyz while draining: %d %s", status, body)
+	}
+	key := n.createKey("ingest")
+	status, body, hdr := n.do("POST", "/v1/profiles", key, sampleProfile("drain@example.com", 0))
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("ingest while draining: %d %s", status, body)
+	}
+}

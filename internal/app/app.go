@@ -143,6 +143,9 @@ func (a *App) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.ContextWithFallback = true
+	e.HandleMethodNotAllowed = true
+	e.NoRoute(api.NoRoute)
+	e.NoMethod(api.NoMethod)
 	e.Use(api.Recovery(a.log), api.AccessLog(a.log), api.RequestMetrics(a.registry))
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", a.ready)
@@ -162,6 +165,9 @@ func (a *App) ready(c *gin.Context) {
 	defer cancel()
 	checks := gin.H{}
 	ok := true
+	if a.receiver.Draining() {
+		checks["draining"], ok = "shutting down", false
+	}
 	if err := a.store.Ping(ctx); err != nil {
 		checks["store"], ok = err.Error(), false
 	} else {
@@ -286,11 +292,14 @@ func (a *App) Run(ctx context.Context) error {
 	return a.Shutdown(sctx)
 }
 
+// DrainIngest makes ingest answer 503 and readiness fail from now on; Shutdown calls it first.
+func (a *App) DrainIngest() { a.receiver.Drain() }
+
 // Shutdown stops accepting ingest (503), finishes in-flight requests, stops the router and
 // the dispatcher (in-flight deliveries finish, finished offsets are committed), flushes the
 // producers and closes the store and the embedded broker.
 func (a *App) Shutdown(ctx context.Context) error {
-	a.receiver.Drain()
+	a.DrainIngest()
 	var errs []error
 	if a.server != nil {
 		if err := a.server.Shutdown(ctx); err != nil {

@@ -150,7 +150,7 @@ func (h *Handlers) patch(c *gin.Context) {
 	}
 	expect := req.Version
 	fromHeader := false
-	if v := c.GetHeader("If-Match"); v != "" {
+	if v := strings.TrimSpace(c.GetHeader("If-Match")); v != "" && v != "*" { // "*": any version
 		n, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(strings.TrimSpace(v), "W/"), `"`), 10, 64)
 		if err != nil {
 			api.Fail(c, fault.New(fault.Invalid, "header.If-Match", "invalid_version", "If-Match must be the destination's version, such as 3"))

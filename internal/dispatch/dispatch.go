@@ -51,6 +51,8 @@ type Store interface {
 	ParkedDestinations(ctx context.Context) ([]string, error)
 	Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error)
 	Release(ctx context.Context, destID, node string) error
+	DeliveryStatus(ctx context.Context, deliveryID string) (delivery.Status, error)
+	Finished(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
 // Options tune the dispatcher.
@@ -164,6 +166,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	recs := d.src.Records()
 loop:
 	for {
+		var batch []queue.Record
 		select {
 		case <-ctx.Done():
 			break loop
@@ -171,16 +174,21 @@ loop:
 			if !ok {
 				break loop
 			}
-			job, err := delivery.DecodeJob(rec.Value)
-			d.track.add(rec)
-			if err != nil {
-				d.log.Error("skipping undecodable delivery job", zap.Error(err), zap.Int("partition", rec.Partition), zap.Int64("offset", rec.Offset))
-				d.metrics.poison.Inc()
-				d.track.finish(rec)
-				continue
-			}
-			d.laneFor(laneCtx, job.DestinationID).offer(item{rec: &recordRef{rec: rec}, job: job})
+			batch = append(batch, rec)
 		}
+	fill:
+		for len(batch) < 500 {
+			select {
+			case rec, ok := <-recs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, rec)
+			default:
+				break fill
+			}
+		}
+		d.dispatch(ctx, laneCtx, batch)
 	}
 	// Stop taking work; in-flight attempts finish (each bounded by the client timeout), waiting
 	// workers stop at once. Unfinished records stay uncommitted and are read again later.
@@ -240,16 +248,67 @@ func (d *Dispatcher) Outstanding() int { return d.track.outstanding() }
 
 type recordRef struct{ rec queue.Record }
 
+// dispatch hands a batch of fetched jobs to their lanes. Jobs whose delivery already ended —
+// copies re-read after a crash or a rebalance, or re-routed updates — are finished without
+// being sent again; one query per batch finds them.
+func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record) {
+	jobs := make([]delivery.Job, len(batch))
+	ok := make([]bool, len(batch))
+	ids := make([]string, 0, len(batch))
+	for i, rec := range batch {
+		d.track.add(rec)
+		job, err := delivery.DecodeJob(rec.Value)
+		if err != nil {
+			d.log.Error("skipping undecodable delivery job", zap.Error(err), zap.Int("partition", rec.Partition), zap.Int64("offset", rec.Offset))
+			d.metrics.poison.Inc()
+			d.track.finish(rec)
+			continue
+		}
+		jobs[i], ok[i] = job, true
+		ids = append(ids, job.DeliveryID)
+	}
+	var finished map[string]bool
+	for attempt := 0; ; attempt++ {
+		var err error
+		if finished, err = d.store.Finished(ctx, ids); err == nil || ctx.Err() != nil {
+			break
+		}
+		d.log.Warn("checking for finished deliveries failed; retrying", zap.Error(err))
+		if !sleep(ctx, time.Duration(min(attempt+1, 20))*100*time.Millisecond) {
+			break
+		}
+	}
+	for i, rec := range batch {
+		if !ok[i] {
+			continue
+		}
+		if finished[jobs[i].DeliveryID] {
+			d.metrics.duplicates.Inc()
+			d.track.finish(rec)
+			continue
+		}
+		d.laneFor(laneCtx, jobs[i].DestinationID).offer(item{rec: &recordRef{rec: rec}, job: jobs[i]})
+	}
+}
+
 // parkAsync parks a live job without holding up the consumer; its record is finished once the
 // parking is durable.
 func (d *Dispatcher) parkAsync(l *lane, it item) {
 	d.parks <- struct{}{}
 	go func() {
 		defer func() { <-d.parks }()
+		// Finished even when stopping, so that its offset can be committed.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 10*time.Second)
+		defer cancel()
 		p := l.parkedOf(it, d.opts.Now(), 0, time.Time{})
-		if l.write(l.ctx, store.Batch{Park: []store.Parked{p}}) {
+		if l.write(ctx, store.Batch{Park: []store.Parked{p}}) {
 			d.track.finish(it.rec.rec)
 		}
+		l.mu.Lock()
+		if l.parking[it.job.ProfileKey]--; l.parking[it.job.ProfileKey] <= 0 {
+			delete(l.parking, it.job.ProfileKey)
+		}
+		l.mu.Unlock()
 		l.poke()
 	}()
 }

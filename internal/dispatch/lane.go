@@ -34,11 +34,18 @@ type lane struct {
 	mu          sync.Mutex
 	pending     map[string]int  // profile → items queued or in flight on this node
 	parked      map[string]int  // profile → deliveries parked in the store
-	parkedTotal int             //
+	parkedTotal int             // sum of parked
 	draining    map[string]bool // parked delivery IDs handed to workers
 	// released holds parked deliveries a worker finished with (sent, re-parked or closed) and
 	// when: a head list read before that moment is stale for them and must not resend them.
-	released   map[string]time.Time
+	released map[string]time.Time
+	parking  map[string]int // profile → park writes in flight from the consumer
+	// recent remembers deliveries this lane finished lately (a bounded ring), so that a second
+	// copy on this node — queued before a rebalance, or parked by another node meanwhile — is
+	// closed instead of sent again. The claim makes this node the only sender.
+	recent     map[string]struct{}
+	recentRing []string
+	recentNext int
 	owned      bool // this node holds the destination's claim
 	lastActive time.Time
 	wake       chan struct{}
@@ -60,6 +67,8 @@ func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 		parked:   map[string]int{},
 		draining: map[string]bool{},
 		released: map[string]time.Time{},
+		parking:  map[string]int{},
+		recent:   map[string]struct{}{},
 		wake:     make(chan struct{}, 1),
 		drained:  make(chan struct{}),
 	}
@@ -118,6 +127,7 @@ func (l *lane) offer(it item) {
 	}
 	l.parked[p]++
 	l.parkedTotal++
+	l.parking[p]++
 	l.mu.Unlock()
 	l.d.metrics.parked.Inc()
 	l.d.parkAsync(l, it)
@@ -136,12 +146,29 @@ func (l *lane) work(q chan item) {
 	defer l.d.wg.Done()
 	for it := range q {
 		if l.ctx.Err() != nil {
-			l.release(it, false)
-			continue // stopping: live jobs stay uncommitted, parked ones stay parked
+			l.stop(it)
+			continue
 		}
-		done := l.deliver(it)
-		l.release(it, done)
+		if !l.deliver(it) && l.ctx.Err() != nil {
+			l.stop(it)
+			continue
+		}
+		l.release(it, true)
 	}
+}
+
+// stop handles an item the dispatcher is stopping under: a live job is parked so that its
+// offset can be committed (it resumes from the park after the restart, in order, instead of
+// being read and possibly sent again); a parked one simply stays parked.
+func (l *lane) stop(it item) {
+	if it.rec == nil {
+		l.release(it, false)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := l.parkedOf(it, l.d.opts.Now(), 0, time.Time{})
+	l.release(it, l.d.status.Write(ctx, store.Batch{Park: []store.Parked{p}}) == nil)
 }
 
 // release ends a worker's hold on an item: the profile's pending count drops, and a live job's
@@ -182,6 +209,31 @@ func (l *lane) deliver(it item) bool {
 		attempt = it.parked.Attempts
 		if it.parked.FirstAttemptAt != nil {
 			first = *it.parked.FirstAttemptAt
+		}
+	}
+	l.mu.Lock()
+	_, seen := l.recent[job.DeliveryID]
+	l.mu.Unlock()
+	if seen {
+		d.metrics.duplicates.Inc()
+		if it.parked != nil {
+			if !l.write(ctx, store.Batch{Unpark: []string{it.parked.DeliveryID}}) {
+				return false
+			}
+			l.unparked(job.ProfileKey)
+		}
+		return true
+	}
+	if it.parked != nil {
+		// A parked copy of a delivery that already ended (sent by the node that held the
+		// destination while this copy was parked, e.g. around a rebalance) is not sent again.
+		if st, err := d.store.DeliveryStatus(ctx, job.DeliveryID); err == nil && st.Terminal() {
+			if !l.write(ctx, store.Batch{Unpark: []string{it.parked.DeliveryID}}) {
+				return false
+			}
+			l.unparked(job.ProfileKey)
+			d.metrics.duplicates.Inc()
+			return true
 		}
 	}
 	for {
@@ -286,10 +338,27 @@ func (l *lane) finish(ctx context.Context, it item, st delivery.Status, reason s
 		return false
 	}
 	l.d.metrics.outcomes.WithLabelValues(string(st), reason).Inc()
+	l.remember(it.job.DeliveryID)
 	if it.parked != nil {
 		l.unparked(it.job.ProfileKey)
 	}
 	return true
+}
+
+// recentSize bounds the finished-delivery memory of a lane: more than its queues hold.
+const recentSize = 8192
+
+func (l *lane) remember(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.recentRing) < recentSize {
+		l.recentRing = append(l.recentRing, id)
+	} else {
+		delete(l.recent, l.recentRing[l.recentNext])
+		l.recentRing[l.recentNext] = id
+		l.recentNext = (l.recentNext + 1) % recentSize
+	}
+	l.recent[id] = struct{}{}
 }
 
 // park stores the item to be retried at due, with the event that explains why (if any).
@@ -382,10 +451,11 @@ func (l *lane) drain() {
 		now := l.d.opts.Now()
 		if now.Sub(lastClaim) >= l.d.opts.ClaimTTL/3 {
 			l.claim()
+			l.reconcile()
 			lastClaim = now
 		}
 		l.mu.Lock()
-		ready := l.owned && l.parkedTotal > 0
+		ready := l.owned && (l.parkedTotal > 0 || now.Sub(lastClaim) < l.d.opts.DrainInterval)
 		l.mu.Unlock()
 		if !ready {
 			continue
@@ -481,6 +551,37 @@ func (l *lane) claim() {
 	l.mu.Lock()
 	l.owned = ok
 	l.mu.Unlock()
+}
+
+// reconcile sets the per-profile park counts to what the store holds — rows may have been parked
+// by another node (before a rebalance) or drained twice — except for profiles with work in
+// flight here, whose counts only grow.
+func (l *lane) reconcile() {
+	if !l.isOwned() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
+	defer cancel()
+	counts, err := l.d.store.ParkedProfiles(ctx, l.destID)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for p, n := range counts {
+		if n > l.parked[p] || (l.pending[p] == 0 && l.parking[p] == 0) {
+			l.parked[p] = n
+		}
+	}
+	for p := range l.parked {
+		if _, ok := counts[p]; !ok && l.pending[p] == 0 && l.parking[p] == 0 {
+			delete(l.parked, p)
+		}
+	}
+	l.parkedTotal = 0
+	for _, n := range l.parked {
+		l.parkedTotal += n
+	}
 }
 
 func (l *lane) isOwned() bool {

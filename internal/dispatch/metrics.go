@@ -11,6 +11,7 @@ type Metrics struct {
 	breakerState *prometheus.GaugeVec
 	poison       prometheus.Counter
 	parked       prometheus.Counter
+	duplicates   prometheus.Counter
 }
 
 // NewMetrics registers the dispatcher's collectors.
@@ -26,6 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		poison:       prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_dispatch_skipped_total", Help: "Delivery jobs that could not be decoded and were skipped (a bug: alert on it)."}),
 		parked:       prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_deliveries_parked_total", Help: "Deliveries parked in the store to wait outside RAM (paused, open circuit, long backoff, full lane)."}),
 	}
-	reg.MustRegister(m.attempts, m.outcomes, m.latency, m.endToEnd, m.breakerState, m.poison, m.parked)
+	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_deliveries_deduplicated_total", Help: "Parked copies of deliveries that had already ended, closed without sending."})
+	reg.MustRegister(m.attempts, m.outcomes, m.latency, m.endToEnd, m.breakerState, m.poison, m.parked, m.duplicates)
 	return m
 }

@@ -77,6 +77,9 @@ func New(pub Publisher, opts Options, m *Metrics) *Receiver {
 // Drain makes ingest answer 503 from now on (graceful shutdown).
 func (r *Receiver) Drain() { r.draining.Store(true) }
 
+// Draining reports whether Drain was called (readiness fails from then on).
+func (r *Receiver) Draining() bool { return r.draining.Load() }
+
 // Verdict statuses.
 const (
 	StatusAccepted    = "accepted"

@@ -97,24 +97,31 @@ func (r *Router) Run(ctx context.Context) error {
 // handle routes one batch, retrying until it succeeds or ctx ends.
 func (r *Router) handle(ctx context.Context, recs []queue.Record) error {
 	b, msgs := r.route(recs)
-	steps := []func(context.Context) error{
-		func(ctx context.Context) error { return r.status.Write(ctx, b) },
-		func(ctx context.Context) error { return r.jobs.Publish(ctx, msgs) },
-		func(ctx context.Context) error { return r.src.Commit(ctx, recs...) },
+	// Once a batch is recorded and queued its commit is owed even when stopping: otherwise the
+	// batch is routed (and its deliveries sent) again after the restart.
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	steps := []struct {
+		ctx context.Context
+		run func(context.Context) error
+	}{
+		{ctx, func(ctx context.Context) error { return r.status.Write(ctx, b) }},
+		{ctx, func(ctx context.Context) error { return r.jobs.Publish(ctx, msgs) }},
+		{commitCtx, func(ctx context.Context) error { return r.src.Commit(ctx, recs...) }},
 	}
 	for _, step := range steps {
 		for attempt := 0; ; attempt++ {
-			err := step(ctx)
+			err := step.run(step.ctx)
 			if err == nil {
 				break
 			}
-			if ctx.Err() != nil {
+			if step.ctx.Err() != nil {
 				return nil // shutting down: the records are read again after restart
 			}
 			r.log.Warn("router step failed; retrying", zap.Error(err), zap.Int("attempt", attempt+1))
 			r.metrics.retries.Inc()
 			select {
-			case <-ctx.Done():
+			case <-step.ctx.Done():
 				return nil
 			case <-time.After(backoff(attempt)):
 			}

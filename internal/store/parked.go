@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/qgate/qgate/internal/delivery"
@@ -183,4 +185,37 @@ func (s *DB) DeliveryStatus(ctx context.Context, deliveryID string) (delivery.St
 		return "", nil
 	}
 	return delivery.Status(st), err
+}
+
+// Finished returns which of the given deliveries have already ended (delivered, dead-lettered
+// or excluded), in one query.
+func (s *DB) Finished(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var b strings.Builder
+	args := make([]any, len(ids))
+	b.WriteString(`SELECT delivery_id FROM deliveries WHERE status IN ('delivered', 'dead_lettered', 'excluded') AND delivery_id IN (`)
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("$" + strconv.Itoa(i+1))
+		args[i] = id
+	}
+	b.WriteByte(')')
+	rows, err := s.db.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("finished deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }
