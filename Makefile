@@ -31,8 +31,27 @@ lint:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzProfile -fuzztime 60s ./internal/profile
 
+# Benchmarks (figures in docs/benchmarks.md; ~20 minutes). On a shared machine run it as
+# `flock /tmp/qgate-bench.lock make bench` so that benchmark runs do not overlap. The delivery
+# figures on PostgreSQL use QBENCH_PG_URL (default: QGATE_TEST_DATABASE_URL's server), where each
+# run creates and drops a fresh database; without either they are skipped, and said so.
+QBENCH_PG_URL ?= $(QGATE_TEST_DATABASE_URL)
+QBENCH ?= $(GO) run ./bench/cmd/qbench
 bench: build
-	$(GO) run ./bench/cmd/qbench ingest -qgate $(BIN)/qgate -runs 3
+	$(QBENCH) ingest -qgate $(BIN)/qgate -runs 3
+	@if [ -n "$(QBENCH_PG_URL)" ]; then \
+		echo '$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store both -pg-url <QBENCH_PG_URL>'; \
+		$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store both -pg-url '$(QBENCH_PG_URL)'; \
+	else \
+		$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store sqlite && \
+		echo "NOTE: deliver on PostgreSQL was SKIPPED; set QBENCH_PG_URL or QGATE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable"; \
+	fi
+	$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -lift-rate 600000
+	$(QBENCH) latency -qgate $(BIN)/qgate -runs 3
+	$(QBENCH) backlog -qgate $(BIN)/qgate -runs 1 -profiles 1000000 -max-time 8m
+	$(GO) test -run '^$$' -bench StatusWrite -benchtime 3s -count 3 ./internal/store
+	@if [ -z "$$QGATE_TEST_DATABASE_URL" ]; then \
+		echo "NOTE: BenchmarkStatusWrite ran on SQLite only; set QGATE_TEST_DATABASE_URL for PostgreSQL"; fi
 
 # The embedded default: in-memory Kafka-protocol broker and SQLite under ./data.
 run:

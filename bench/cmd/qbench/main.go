@@ -37,11 +37,14 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-const usage = `usage: qbench ingest [flags]
+const usage = `usage: qbench ingest|deliver|latency|backlog [flags]
 
-Starts qgate broker and qgate serve as processes on 127.0.0.1, drives POST /v1/profiles at
-batch 1 and batch 100 from this process, measures a decode-only floor in the same run, and
-prints one line per figure. Run 'qbench ingest -h' for the flags.
+Starts qgate broker and qgate serve as processes on 127.0.0.1 and measures:
+  ingest   POST /v1/profiles at batch 1 and batch 100, and a decode-only floor
+  deliver  delivered/s across 100 destinations to a sink in this process (-store sqlite|postgres|both)
+  latency  ingest acknowledgement → arrival at the sink, at a fixed rate (2,000 profiles/s)
+  backlog  qgate's RSS while 1,000,000 deliveries for a down destination are parked
+Run 'qbench <command> -h' for the flags.
 `
 
 type options struct {
@@ -60,6 +63,20 @@ type options struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if cmd, ok := deliveryCommands[args[0]]; ok {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			code, err := cmd(ctx, args[1:], stdout, stderr)
+			if err != nil {
+				fmt.Fprintf(stderr, "qbench %s: %v\n", args[0], err)
+				if code == 0 {
+					code = 1
+				}
+			}
+			return code
+		}
+	}
 	if len(args) == 0 || args[0] != "ingest" {
 		fmt.Fprint(stderr, usage)
 		return 2

@@ -1,0 +1,183 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qgate/qgate/bench"
+)
+
+// feeder ingests routed profiles (bench.AppendRoutedBody: profile i in audience i % audiences)
+// into qgate over conns keep-alive connections, closed loop, but only while allow says so: the
+// delivery scenarios use it to keep the pipeline full without letting a backlog build up.
+type feeder struct {
+	url, key  string
+	batch     int
+	audiences int
+	client    *http.Client
+
+	next     atomic.Int64 // next profile number
+	accepted atomic.Int64 // profiles in 202s with accepted == batch
+	errors   atomic.Int64
+	mu       sync.Mutex
+	samples  []string
+}
+
+func newFeeder(base, key string, batch, audiences, conns int) *feeder {
+	return &feeder{url: base + "/v1/profiles", key: key, batch: batch, audiences: audiences, client: bench.NewClient(conns)}
+}
+
+// run drives conns workers until ctx ends or limit profiles were handed out (0: no limit).
+// allow is asked before every request.
+func (f *feeder) run(ctx context.Context, conns int, limit int64, allow func() bool) {
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var body []byte
+			var resp bytes.Buffer
+			for ctx.Err() == nil {
+				if !allow() {
+					if !sleepCtx(ctx, 2*time.Millisecond) {
+						return
+					}
+					continue
+				}
+				first := f.next.Add(int64(f.batch)) - int64(f.batch)
+				if limit > 0 && first >= limit {
+					return
+				}
+				n := f.batch
+				if limit > 0 && first+int64(n) > limit {
+					n = int(limit - first)
+				}
+				body = bench.AppendRoutedBody(body[:0], int(first), n, f.audiences)
+				status, err := f.post(ctx, body, &resp)
+				if err == nil && status != http.StatusAccepted {
+					err = fmt.Errorf("status %d: %.300s", status, resp.Bytes())
+				} else if err == nil && acceptedOf(resp.Bytes()) != n {
+					err = fmt.Errorf("202 with accepted != %d: %.300s", n, resp.Bytes())
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					f.errors.Add(1)
+					f.mu.Lock()
+					if len(f.samples) < 5 {
+						f.samples = append(f.samples, err.Error())
+					}
+					f.mu.Unlock()
+					sleepCtx(ctx, 50*time.Millisecond)
+					continue
+				}
+				f.accepted.Add(int64(n))
+			}
+		}()
+	}
+	wg.Wait()
+	f.client.CloseIdleConnections()
+}
+
+func (f *feeder) post(ctx context.Context, body []byte, buf *bytes.Buffer) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+f.key)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	buf.Reset()
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return resp.StatusCode, err
+	}
+	return resp.StatusCode, nil
+}
+
+func (f *feeder) errorSamples() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.samples...)
+}
+
+// acceptedOf reads {"accepted":N at the start of an ingest answer; -1 when it is not there.
+func acceptedOf(body []byte) int {
+	const prefix = `{"accepted":`
+	if !bytes.HasPrefix(body, []byte(prefix)) {
+		return -1
+	}
+	end := len(prefix)
+	for end < len(body) && body[end] >= '0' && body[end] <= '9' {
+		end++
+	}
+	n, err := strconv.Atoi(string(body[len(prefix):end]))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// cpuSampler reads the cumulative CPU of several processes.
+type cpuSampler []struct {
+	name string
+	read func() (time.Duration, error)
+}
+
+func (c cpuSampler) sample() []time.Duration {
+	out := make([]time.Duration, len(c))
+	for i, p := range c {
+		d, err := p.read()
+		if err != nil {
+			d = -1
+		}
+		out[i] = d
+	}
+	return out
+}
+
+// cores formats the cores each process used between a and b, over wall.
+func (c cpuSampler) cores(a, b []time.Duration, wall time.Duration) string {
+	var buf bytes.Buffer
+	for i, p := range c {
+		if a[i] < 0 || b[i] < 0 {
+			continue
+		}
+		if buf.Len() > 0 {
+			buf.WriteByte(',')
+		}
+		fmt.Fprintf(&buf, "%s:%.2f", p.name, (b[i]-a[i]).Seconds()/wall.Seconds())
+	}
+	return buf.String()
+}
+
+func (s *stack) cpuSampler() cpuSampler {
+	return cpuSampler{
+		{"qgate", s.serve.cpu},
+		{"broker", s.broker.cpu},
+		{"qbench", selfCPU},
+	}
+}
