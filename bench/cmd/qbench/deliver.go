@@ -270,7 +270,7 @@ func cmdLatency(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return 2, fmt.Errorf("bad flags")
 	}
 	fn := func(ctx context.Context, st *stack, run int) (*result, error) {
-		total := int((warmup + window).Seconds()*rate) + batch
+		total := int((warmup+window).Seconds()*rate) + batch
 		reqs := (total + batch - 1) / batch
 		total = reqs * batch
 		sink, err := bench.StartSink(bench.SinkOptions{Track: total})
