@@ -27,7 +27,6 @@ type lane struct {
 	ctx     context.Context
 	queues  []chan item
 	limiter *rate.Limiter
-	perMin  atomic.Int64
 	breaker *gobreaker.CircuitBreaker[qualtrics.Result]
 	fault   atomic.Bool // the last failure was a destination fault: open at once
 
@@ -72,7 +71,6 @@ func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 		wake:     make(chan struct{}, 1),
 		drained:  make(chan struct{}),
 	}
-	l.perMin.Store(destination.DefaultRateLimitPerMinute)
 	l.breaker = gobreaker.NewCircuitBreaker[qualtrics.Result](gobreaker.Settings{
 		Name:        destID,
 		MaxRequests: 1,
@@ -594,8 +592,10 @@ func (l *lane) setRate(perMin int) {
 	if perMin <= 0 {
 		perMin = destination.DefaultRateLimitPerMinute
 	}
-	if l.perMin.Swap(int64(perMin)) != int64(perMin) {
-		l.limiter.SetLimit(rate.Limit(float64(perMin) / 60))
+	// Compared with the limiter itself, not with a copy of the last rate: a worker must not
+	// wait under the old rate while another one is still about to apply the new one.
+	if lim := rate.Limit(float64(perMin) / 60); l.limiter.Limit() != lim {
+		l.limiter.SetLimit(lim)
 	}
 }
 
