@@ -2,6 +2,7 @@ package access
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -14,12 +15,16 @@ const keyCtx = "qgate.key"
 
 var errNoKey = fault.New(fault.Unauthorized, "header.Authorization", "unauthorized", "send a valid API key as 'Authorization: Bearer <key>'")
 
-func errWrongRole(role Role) error {
-	return fault.New(fault.Forbidden, "header.Authorization", "forbidden", "this API key's role may not do this; it needs the '"+string(role)+"' role")
+func errWrongRole(roles []Role) error {
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = "'" + string(r) + "'"
+	}
+	return fault.New(fault.Forbidden, "header.Authorization", "forbidden", "this API key's role may not do this; it needs the "+strings.Join(names, " or ")+" role")
 }
 
-// Require authenticates the bearer key and checks that its role allows role.
-func Require(auth *Authenticator, role Role) gin.HandlerFunc {
+// Require authenticates the bearer key and checks that its role allows one of roles.
+func Require(auth *Authenticator, roles ...Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		secret, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 		if !ok {
@@ -37,8 +42,8 @@ func Require(auth *Authenticator, role Role) gin.HandlerFunc {
 		}
 		c.Set(keyCtx, k)
 		api.SetKeyID(c, k.ID)
-		if !k.Role.Allows(role) {
-			api.Fail(c, errWrongRole(role))
+		if !slices.ContainsFunc(roles, k.Role.Allows) {
+			api.Fail(c, errWrongRole(roles))
 			return
 		}
 		c.Next()

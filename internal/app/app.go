@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -68,6 +69,7 @@ type App struct {
 	routerM      *router.Metrics
 	dispatchM    *dispatch.Metrics
 	dispatcher   *dispatch.Dispatcher
+	live         atomic.Pointer[dispatch.Dispatcher] // the dispatcher, for handlers (set after they start)
 }
 
 // New builds a node from cfg: it opens the store, starts the embedded broker when no brokers
@@ -150,14 +152,28 @@ func (a *App) routes() *gin.Engine {
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", a.ready)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})))
+	support.RegisterUI(e)
 
 	v1 := e.Group("/v1")
 	a.receiver.Register(v1.Group("", access.Require(a.auth, access.RoleIngest)))
 	keys := &access.Handlers{Store: a.store, Auth: a.auth, Now: time.Now}
 	keys.Register(v1.Group("", access.Require(a.auth, access.RoleAdmin)))
 	(&destination.Handlers{Service: a.destService}).Register(v1.Group("", access.Require(a.auth, access.RoleOperator)))
-	(&support.Handlers{Store: a.store}).Register(v1.Group("", access.Require(a.auth, access.RoleSupport)))
+	sup := &support.Handlers{Store: a.store, Circuits: circuits{a}, Now: time.Now}
+	sup.Register(v1.Group("", access.Require(a.auth, access.RoleSupport)))
+	sup.RegisterStats(v1.Group("", access.Require(a.auth, access.RoleSupport, access.RoleOperator)))
 	return e
+}
+
+// circuits answers from the node's dispatcher, which exists only while the node runs.
+type circuits struct{ a *App }
+
+func (c circuits) Circuit(destID string) (string, bool) {
+	d := c.a.live.Load()
+	if d == nil {
+		return "closed", false
+	}
+	return d.Circuit(destID)
 }
 
 func (a *App) ready(c *gin.Context) {
@@ -244,6 +260,7 @@ func (a *App) startStages() {
 		Backoff:        dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay},
 		BreakerTimeout: a.cfg.BreakerTimeout,
 	})
+	a.live.Store(a.dispatcher)
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	a.stopDispatch = stopDispatch
 	a.dispatchDone = make(chan struct{})
@@ -286,7 +303,11 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	<-ctx.Done()
-	a.log.Info("shutting down")
+	// Keep accepting for a moment while ingest and readyz answer 503: connections already queued
+	// (and load balancers still routing here) get a clear 503 instead of a reset.
+	a.log.Info("shutting down: draining ingest", zap.Duration("drain", a.cfg.ShutdownDrain))
+	a.DrainIngest()
+	time.Sleep(a.cfg.ShutdownDrain)
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	return a.Shutdown(sctx)

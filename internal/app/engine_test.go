@@ -27,8 +27,13 @@ var scripts = []struct {
 	{[]simulator.Step{{Status: 400}}, false},
 	{[]simulator.Step{{Status: 503}, {Status: 400}}, false},
 	{[]simulator.Step{{Status: 429, RetryAfter: "1"}, {Status: 200}}, true},
-	{[]simulator.Step{{Status: 503, Delay: 700 * time.Millisecond}, {Status: 200}}, true}, // the client times out at 500ms
+	{[]simulator.Step{{Status: 503, Delay: orderingTimeout + 300*time.Millisecond}, {Status: 200}}, true}, // the client times out
 }
+
+// orderingTimeout is the delivery timeout of the ordering test: generous enough that an answer
+// scripted without delay never times out on a loaded machine (which would turn a scripted
+// dead letter into a retry that arrives).
+const orderingTimeout = 1500 * time.Millisecond
 
 func runsFor(s []simulator.Step) int {
 	if len(s) == 0 {
@@ -60,7 +65,7 @@ func seqOf(t *testing.T, body json.RawMessage) (string, int) {
 // destination must receive each profile's updates in order, every delivery exactly once
 // successfully (or dead-lettered as scripted), with nothing arriving twice.
 func TestOrderingAcrossRetriesAndParking(t *testing.T) {
-	e := startDelivery(t, nil)
+	e := startDelivery(t, func(c *cfgT) { c.DeliveryTimeout = orderingTimeout })
 	const profiles, updates = 50, 20
 	var dests, wfs []string
 	for i := range 3 {

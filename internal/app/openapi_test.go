@@ -413,6 +413,12 @@ func TestOpenAPI(t *testing.T) {
 		spec.call(t, base, oaReq{method: "GET", route: "/healthz", want: 200})
 		spec.call(t, base, oaReq{method: "GET", route: "/readyz", want: 200})
 		spec.call(t, base, oaReq{method: "GET", route: "/metrics", want: 200})
+		for _, r := range []string{"/ui", "/ui/app.js", "/ui/style.css"} {
+			res := spec.call(t, base, oaReq{method: "GET", route: r, want: 200})
+			if len(res.body) < 100 || !strings.Contains(res.header.Get("Content-Security-Policy"), "default-src 'self'") {
+				t.Errorf("%s: %d bytes, CSP %q", r, len(res.body), res.header.Get("Content-Security-Policy"))
+			}
+		}
 	})
 
 	t.Run("keys", func(t *testing.T) {
@@ -605,6 +611,33 @@ func TestOpenAPI(t *testing.T) {
 		spec.call(t, base, oaReq{method: "GET", route: rd, path: "/v1/deliveries/dlv_00000000000000000000000000000000", key: e.support, want: 404})
 		spec.call(t, base, oaReq{method: "GET", route: rd, path: "/v1/deliveries/" + recs[0].DeliveryID, key: e.operator, want: 403})
 		spec.call(t, base, oaReq{method: "GET", route: rd, path: "/v1/deliveries/" + recs[0].DeliveryID, want: 401})
+
+		const rs, rdl, rr = "/v1/deliveries", "/v1/dead-letters", "/v1/dead-letters/replay"
+		spec.call(t, base, oaReq{method: "GET", route: rs, path: rs + "?identity=oa-support%40example.com&limit=2", key: e.support, want: 200})
+		spec.call(t, base, oaReq{method: "GET", route: rs, path: rs + "?status=dead_lettered&destinationId=" + dead + "&since=2020-01-01T00:00:00Z", key: admin, want: 200})
+		spec.call(t, base, oaReq{method: "GET", route: rs, path: rs + "?status=gone", key: e.support, want: 422})
+		spec.call(t, base, oaReq{method: "GET", route: rs, key: e.operator, want: 403})
+		spec.call(t, base, oaReq{method: "GET", route: rs, want: 401})
+		spec.call(t, base, oaReq{method: "GET", route: rdl, path: rdl + "?destinationId=" + dead, key: e.support, want: 200})
+		spec.call(t, base, oaReq{method: "GET", route: rdl, path: rdl + "?limit=500", key: e.support, want: 422})
+		spec.call(t, base, oaReq{method: "GET", route: rdl, key: e.ingest, want: 403})
+		spec.call(t, base, oaReq{method: "GET", route: rdl, want: 401})
+		spec.call(t, base, oaReq{method: "POST", route: rr, key: e.support, body: map[string]any{"deliveryIds": []string{recs[0].DeliveryID}}, want: 200, validBody: true})
+		spec.call(t, base, oaReq{method: "POST", route: rr, key: e.support, body: map[string]any{"filter": map[string]any{"destinationId": dead, "reason": "client_error", "limit": 10}}, want: 200, validBody: true})
+		spec.call(t, base, oaReq{method: "POST", route: rr, key: e.support, body: map[string]any{"filter": map[string]any{"destinationId": "dst_00000000-0000-7000-8000-000000000000"}}, want: 404})
+		spec.call(t, base, oaReq{method: "POST", route: rr, key: e.support, body: map[string]any{}, want: 422})
+		spec.call(t, base, oaReq{method: "POST", route: rr, key: e.support, body: `{"deliveryIds":`, want: 400})
+		spec.call(t, base, oaReq{method: "POST", route: rr, key: e.support, body: "x", ctype: "text/plain", want: 415})
+		spec.call(t, base, oaReq{method: "POST", route: rr, key: e.support, body: `{"deliveryIds":["` + strings.Repeat("x", 1<<20) + `"]}`, want: 413})
+		spec.call(t, base, oaReq{method: "POST", route: rr, key: e.operator, body: map[string]any{}, want: 403})
+		spec.call(t, base, oaReq{method: "POST", route: rr, body: map[string]any{}, want: 401})
+		const rst = "/v1/destinations/{id}/stats"
+		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/" + dead + "/stats", key: e.support, want: 200})
+		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/" + ok + "/stats?window=7d", key: e.operator, want: 200})
+		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/" + ok + "/stats?window=1d", key: e.operator, want: 422})
+		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/dst_00000000-0000-7000-8000-000000000000/stats", key: e.support, want: 404})
+		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/" + ok + "/stats", key: e.ingest, want: 403})
+		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/" + ok + "/stats", want: 401})
 	})
 
 	// Kafka goes away: ingest answers 503 with Retry-After and the verdicts, readyz 503.

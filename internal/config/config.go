@@ -45,6 +45,7 @@ type Config struct {
 
 	LogLevel        string        // QGATE_LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // QGATE_SHUTDOWN_TIMEOUT
+	ShutdownDrain   time.Duration // QGATE_SHUTDOWN_DRAIN: on SIGTERM, answer 503 (readyz too) this long before closing the listener
 }
 
 // Default returns the embedded-default configuration.
@@ -69,6 +70,7 @@ func Default() Config {
 		Retention:         7 * 24 * time.Hour,
 		LogLevel:          "info",
 		ShutdownTimeout:   25 * time.Second,
+		ShutdownDrain:     2 * time.Second,
 	}
 }
 
@@ -145,6 +147,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	dur("QGATE_RETENTION", &c.Retention)
 	str("QGATE_LOG_LEVEL", &c.LogLevel)
 	dur("QGATE_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	dur("QGATE_SHUTDOWN_DRAIN", &c.ShutdownDrain)
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (QGATE_ADDR)")
@@ -237,6 +240,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("QGATE_SHUTDOWN_TIMEOUT: must be positive")
+	}
+	if c.ShutdownDrain < 0 || c.ShutdownDrain+5*time.Second > 30*time.Second {
+		bad("QGATE_SHUTDOWN_DRAIN=%s: want 0 to 25s (the process must exit within 30 s of SIGTERM)", c.ShutdownDrain)
 	}
 	return errors.Join(errs...)
 }

@@ -30,12 +30,13 @@ func TestLoadReadsEveryContractName(t *testing.T) {
 		"QGATE_ALLOWED_HOSTS":          "*.qualtrics.com, localhost",
 		"QGATE_ALLOW_PRIVATE_NETWORKS": "true",
 		"QGATE_RETRY_WINDOW":           "1h",
+		"QGATE_SHUTDOWN_DRAIN":         "500ms",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:9000" || c.DataDir != "/tmp/q" || len(c.KafkaBrokers) != 2 || c.KafkaBrokers[1] != "k2:9092" ||
-		c.DatabaseURL != "postgres://u@h/db" || len(c.AllowedHosts) != 2 || !c.AllowPrivateNetworks || c.RetryWindow != time.Hour || c.LogLevel != "debug" {
+		c.DatabaseURL != "postgres://u@h/db" || len(c.AllowedHosts) != 2 || !c.AllowPrivateNetworks || c.RetryWindow != time.Hour || c.LogLevel != "debug" || c.ShutdownDrain != 500*time.Millisecond {
 		t.Fatalf("loaded: %+v", c)
 	}
 }
@@ -46,13 +47,14 @@ func TestLoadNamesEveryBadSetting(t *testing.T) {
 		t.Fatalf("bad boolean: %v", err)
 	}
 	_, err = Load(nil, env(map[string]string{
-		"QGATE_ADDR":          "nonsense",
-		"QGATE_KAFKA_BROKERS": "k1",
-		"QGATE_DATABASE_URL":  "mysql://x",
-		"QGATE_ADMIN_KEY":     "short",
-		"QGATE_ALLOWED_HOSTS": "https://x.com/",
+		"QGATE_ADDR":           "nonsense",
+		"QGATE_KAFKA_BROKERS":  "k1",
+		"QGATE_DATABASE_URL":   "mysql://x",
+		"QGATE_ADMIN_KEY":      "short",
+		"QGATE_ALLOWED_HOSTS":  "https://x.com/",
+		"QGATE_SHUTDOWN_DRAIN": "40s",
 	}))
-	for _, name := range []string{"QGATE_ADDR", "QGATE_KAFKA_BROKERS", "QGATE_DATABASE_URL", "QGATE_ADMIN_KEY", "QGATE_ALLOWED_HOSTS", "QGATE_SECRET_KEY"} {
+	for _, name := range []string{"QGATE_ADDR", "QGATE_KAFKA_BROKERS", "QGATE_DATABASE_URL", "QGATE_ADMIN_KEY", "QGATE_ALLOWED_HOSTS", "QGATE_SECRET_KEY", "QGATE_SHUTDOWN_DRAIN"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

@@ -243,6 +243,18 @@ func (d *Dispatcher) BreakerState(destID string) string {
 	return l.breaker.State().String()
 }
 
+// Circuit reports a destination's circuit state on this node and whether this node currently
+// holds the destination (only then is the state authoritative: one node sends at a time).
+func (d *Dispatcher) Circuit(destID string) (state string, owned bool) {
+	d.mu.Lock()
+	l, ok := d.lanes[destID]
+	d.mu.Unlock()
+	if !ok {
+		return "closed", false
+	}
+	return l.breaker.State().String(), l.isOwned()
+}
+
 // Outstanding reports fetched jobs not finished yet (for tests and metrics).
 func (d *Dispatcher) Outstanding() int { return d.track.outstanding() }
 

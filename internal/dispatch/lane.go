@@ -209,23 +209,27 @@ func (l *lane) deliver(it item) bool {
 			first = *it.parked.FirstAttemptAt
 		}
 	}
+	// The ring catches second live copies; a parked item is checked against the store below
+	// (a replayed dead letter is parked again under its own ID and must go out).
 	l.mu.Lock()
 	_, seen := l.recent[job.DeliveryID]
 	l.mu.Unlock()
-	if seen {
+	if seen && it.parked == nil {
 		d.metrics.duplicates.Inc()
-		if it.parked != nil {
-			if !l.write(ctx, store.Batch{Unpark: []string{it.parked.DeliveryID}}) {
-				return false
-			}
-			l.unparked(job.ProfileKey)
-		}
 		return true
 	}
 	if it.parked != nil {
 		// A parked copy of a delivery that already ended (sent by the node that held the
 		// destination while this copy was parked, e.g. around a rebalance) is not sent again.
-		if st, err := d.store.DeliveryStatus(ctx, job.DeliveryID); err == nil && st.Terminal() {
+		// When the store cannot say, ask again rather than risk a second send.
+		st, err := d.store.DeliveryStatus(ctx, job.DeliveryID)
+		for i := 0; err != nil; i++ {
+			if !sleep(ctx, time.Duration(min(i+1, 20))*100*time.Millisecond) {
+				return false
+			}
+			st, err = d.store.DeliveryStatus(ctx, job.DeliveryID)
+		}
+		if st.Terminal() {
 			if !l.write(ctx, store.Batch{Unpark: []string{it.parked.DeliveryID}}) {
 				return false
 			}

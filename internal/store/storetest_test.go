@@ -148,4 +148,8 @@ func suite(t *testing.T, b backend) {
 	t.Run("prune", func(t *testing.T) { testPrune(t, b.open(t)) })
 	t.Run("pruner", func(t *testing.T) { testRunPruner(t, b.open(t)) })
 	t.Run("query plans", func(t *testing.T) { testQueryPlans(t, b.open(t)) })
+	t.Run("destination stats", func(t *testing.T) { testDestinationStats(t, b.open(t)) })
+	t.Run("search deliveries", func(t *testing.T) { testSearchDeliveries(t, b.open(t)) })
+	t.Run("replay dead letters", func(t *testing.T) { testReplayDeadLetters(t, b.open(t)) })
+	t.Run("last alert", func(t *testing.T) { testLastAlert(t, b.open(t)) })
 }

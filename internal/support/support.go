@@ -1,5 +1,6 @@
-// Package support owns the support API: what happened to an update, to a delivery, and (later)
-// to a destination as a whole. It reads the delivery status the router and dispatcher record.
+// Package support owns the support API: what happened to an update, to a delivery, and to a
+// destination as a whole; the delivery search, dead letters and their replay. It reads the
+// delivery status the router and dispatcher record.
 package support
 
 import (
@@ -11,17 +12,26 @@ import (
 
 	"github.com/qgate/qgate/internal/api"
 	"github.com/qgate/qgate/internal/delivery"
+	"github.com/qgate/qgate/internal/destination"
+	"github.com/qgate/qgate/internal/store"
 )
 
-// Store is what support reads.
+// Store is what support reads (and, for replays, writes).
 type Store interface {
 	GetUpdate(ctx context.Context, updateID string) (delivery.Update, []delivery.Record, error)
 	GetDelivery(ctx context.Context, deliveryID string) (delivery.Record, error)
+	GetDestination(ctx context.Context, id string, includeDeleted bool) (destination.Destination, error)
+	DestinationStats(ctx context.Context, destID string, since time.Time) (store.DestinationStats, error)
+	LastAlert(ctx context.Context, destID string, kinds ...string) (*store.Alert, error)
+	SearchDeliveries(ctx context.Context, q store.DeliveryQuery) ([]delivery.Record, string, error)
+	ReplayDeadLetters(ctx context.Context, f store.ReplayFilter, now time.Time) ([]string, error)
 }
 
 // Handlers serve the support API.
 type Handlers struct {
-	Store Store
+	Store    Store
+	Circuits Circuits         // the node's dispatcher; nil: circuit state from alerts only
+	Now      func() time.Time // nil: time.Now
 }
 
 // UpdateView is the answer to GET /v1/updates/{updateId}: the update and its fan-out.
@@ -37,7 +47,15 @@ type UpdateView struct {
 // Register adds the routes to g (which must already require the support role).
 func (h *Handlers) Register(g gin.IRoutes) {
 	g.GET("/updates/:updateId", h.update)
+	g.GET("/deliveries", h.search)
 	g.GET("/deliveries/:deliveryId", h.delivery)
+	g.GET("/dead-letters", h.deadLetters)
+	g.POST("/dead-letters/replay", h.replay)
+}
+
+// RegisterStats adds GET /destinations/{id}/stats to g (support or operator role).
+func (h *Handlers) RegisterStats(g gin.IRoutes) {
+	g.GET("/destinations/:id/stats", h.stats)
 }
 
 func (h *Handlers) update(c *gin.Context) {

@@ -1,0 +1,350 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qgate/qgate/internal/delivery"
+	"github.com/qgate/qgate/internal/fault"
+)
+
+// LatencySample bounds how many recent deliveries the latency percentiles of DestinationStats
+// are computed over, so that a busy destination's stats stay one cheap query.
+const LatencySample = 10000
+
+// DestinationStats are a destination's figures over a window (BRIEF §6).
+type DestinationStats struct {
+	// Received counts deliveries routed to the destination in the window.
+	Received int64 `json:"received"`
+	// ByStatus counts those deliveries by their current status (every status present, 0 if none).
+	ByStatus map[delivery.Status]int64 `json:"byStatus"`
+	// ExcludedByReason and DeadLetteredByReason break the two failure statuses down.
+	ExcludedByReason     map[string]int64 `json:"excludedByReason"`
+	DeadLetteredByReason map[string]int64 `json:"deadLetteredByReason"`
+	// AttemptLatency is the POST round trip of successful attempts; EndToEnd is ingest
+	// acknowledgement to delivery. Both over the latest LatencySample deliveries of the window.
+	AttemptLatency Percentiles `json:"attemptLatencyMs"`
+	EndToEnd       Percentiles `json:"endToEndLatencyMs"`
+	// Backlog counts the destination's deliveries not yet finished (pending or retrying, any
+	// age), and Parked those of them waiting in the store rather than in a node's memory.
+	Backlog int64 `json:"backlog"`
+	Parked  int64 `json:"parked"`
+}
+
+// Percentiles of a latency sample in milliseconds; nil when the sample is empty.
+type Percentiles struct {
+	Samples int      `json:"samples"`
+	P50     *float64 `json:"p50"`
+	P99     *float64 `json:"p99"`
+}
+
+func percentiles(v []float64) Percentiles {
+	p := Percentiles{Samples: len(v)}
+	if len(v) == 0 {
+		return p
+	}
+	slices.Sort(v)
+	at := func(q float64) *float64 {
+		i := int(math.Ceil(q*float64(len(v)))) - 1
+		x := math.Round(v[max(i, 0)]*100) / 100
+		return &x
+	}
+	p.P50, p.P99 = at(0.50), at(0.99)
+	return p
+}
+
+// DestinationStats computes a destination's figures for deliveries routed since since.
+func (s *DB) DestinationStats(ctx context.Context, destID string, since time.Time) (DestinationStats, error) {
+	st := DestinationStats{
+		ByStatus:             map[delivery.Status]int64{},
+		ExcludedByReason:     map[string]int64{},
+		DeadLetteredByReason: map[string]int64{},
+	}
+	for _, s := range []delivery.Status{delivery.Pending, delivery.Retrying, delivery.Delivered, delivery.DeadLettered, delivery.Excluded} {
+		st.ByStatus[s] = 0
+	}
+	// Rows change updated_at only forward, so updated_at >= since covers every row created since
+	// and lets the (destination_id, updated_at) index do the work.
+	rows, err := s.db.QueryContext(ctx, `SELECT status, reason, COUNT(*) FROM deliveries
+WHERE destination_id = $1 AND updated_at >= $2 AND created_at >= $2 GROUP BY status, reason`, destID, ms(since))
+	if err != nil {
+		return st, fmt.Errorf("destination stats: %w", err)
+	}
+	for rows.Next() {
+		var status, reason string
+		var n int64
+		if err := rows.Scan(&status, &reason, &n); err != nil {
+			rows.Close()
+			return st, err
+		}
+		st.Received += n
+		st.ByStatus[delivery.Status(status)] += n
+		switch delivery.Status(status) {
+		case delivery.Excluded:
+			st.ExcludedByReason[reason] += n
+		case delivery.DeadLettered:
+			st.DeadLetteredByReason[reason] += n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return st, err
+	}
+
+	rows, err = s.db.QueryContext(ctx, `SELECT a.latency_ms, d.updated_at - u.received_at FROM deliveries d
+JOIN attempts a ON a.delivery_id = d.delivery_id AND a.n = d.attempts
+JOIN updates u ON u.update_id = d.update_id
+WHERE d.destination_id = $1 AND d.updated_at >= $2 AND d.status = 'delivered'
+ORDER BY d.updated_at DESC LIMIT $3`, destID, ms(since), LatencySample)
+	if err != nil {
+		return st, fmt.Errorf("destination latency: %w", err)
+	}
+	var attempt, e2e []float64
+	for rows.Next() {
+		var a float64
+		var e int64
+		if err := rows.Scan(&a, &e); err != nil {
+			rows.Close()
+			return st, err
+		}
+		attempt, e2e = append(attempt, a), append(e2e, float64(max(e, 0)))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return st, err
+	}
+	st.AttemptLatency, st.EndToEnd = percentiles(attempt), percentiles(e2e)
+
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'retrying') AND destination_id = $1`, destID).Scan(&st.Backlog); err != nil {
+		return st, fmt.Errorf("destination backlog: %w", err)
+	}
+	if st.Parked, err = s.CountParked(ctx, destID); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// LastAlert returns a destination's latest alert of one of kinds, or nil.
+func (s *DB) LastAlert(ctx context.Context, destID string, kinds ...string) (*Alert, error) {
+	q := `SELECT id, destination_id, kind, message, at FROM alerts WHERE destination_id = $1`
+	args := []any{destID}
+	if len(kinds) > 0 {
+		ph := make([]string, len(kinds))
+		for i, k := range kinds {
+			args = append(args, k)
+			ph[i] = "$" + strconv.Itoa(i+2)
+		}
+		q += ` AND kind IN (` + strings.Join(ph, ", ") + `)`
+	}
+	var a Alert
+	var at int64
+	err := s.db.QueryRowContext(ctx, q+` ORDER BY at DESC, id DESC LIMIT 1`, args...).Scan(&a.ID, &a.DestinationID, &a.Kind, &a.Message, &at)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("last alert: %w", err)
+	}
+	a.At = fromMS(at)
+	return &a, nil
+}
+
+// DeliveryQuery selects deliveries for the support search. Empty fields do not filter.
+type DeliveryQuery struct {
+	DestinationID string
+	IdentityHash  string // delivery.HashIdentity of an email or external ID
+	Status        delivery.Status
+	Reason        string
+	Since, Until  time.Time // on the delivery's last change; zero: open
+	Cursor        string    // from a previous page's next cursor
+	Limit         int
+}
+
+// ErrBadCursor is returned for a cursor this store did not make.
+var ErrBadCursor = fault.New(fault.Invalid, "query.cursor", "invalid_cursor", "the cursor is not one this API returned; start again without it")
+
+// SearchDeliveries returns deliveries matching q, the most recently changed first, with their
+// attempts, and the cursor of the next page ("" at the end). Paging is by (last change,
+// delivery ID): a delivery that changes between two pages may move to an earlier page.
+func (s *DB) SearchDeliveries(ctx context.Context, q DeliveryQuery) ([]delivery.Record, string, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if q.DestinationID != "" {
+		where = append(where, "d.destination_id = "+arg(q.DestinationID))
+	}
+	if q.IdentityHash != "" {
+		p := arg(q.IdentityHash)
+		where = append(where, "(d.email_hash = "+p+" OR d.external_id_hash = "+p+")")
+	}
+	if q.Status != "" {
+		where = append(where, "d.status = "+arg(string(q.Status)))
+	}
+	if q.Reason != "" {
+		where = append(where, "d.reason = "+arg(q.Reason))
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "d.updated_at >= "+arg(ms(q.Since)))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, "d.updated_at < "+arg(ms(q.Until)))
+	}
+	if q.Cursor != "" {
+		at, id, ok := decodeCursor(q.Cursor)
+		if !ok {
+			return nil, "", ErrBadCursor
+		}
+		a, i := arg(at), arg(id)
+		where = append(where, "(d.updated_at < "+a+" OR (d.updated_at = "+a+" AND d.delivery_id < "+i+"))")
+	}
+	sqlWhere := ""
+	if len(where) > 0 {
+		sqlWhere = "WHERE " + strings.Join(where, " AND ")
+	}
+	limit := max(q.Limit, 1)
+	recs, err := s.records(ctx, sqlWhere+" ORDER BY d.updated_at DESC, d.delivery_id DESC LIMIT "+arg(limit+1), args...)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(recs) > limit {
+		recs = recs[:limit]
+		last := recs[limit-1]
+		next = encodeCursor(ms(last.UpdatedAt), last.DeliveryID)
+	}
+	return recs, next, nil
+}
+
+func encodeCursor(at int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at, 10) + "|" + id))
+}
+
+func decodeCursor(c string) (int64, string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", false
+	}
+	at, id, ok := strings.Cut(string(b), "|")
+	n, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil || !strings.HasPrefix(id, "dlv_") {
+		return 0, "", false
+	}
+	return n, id, true
+}
+
+// ReplayFilter chooses dead-lettered deliveries to replay: by ID, or by destination (and
+// optionally reason and last-change window). At most Limit are replayed per call.
+type ReplayFilter struct {
+	DeliveryIDs   []string
+	DestinationID string
+	Reason        string
+	Since, Until  time.Time
+	Limit         int
+}
+
+// replaySeqBase puts replayed deliveries ahead of live ones in their profile's park order
+// (live jobs use their Kafka offset, which is never negative), ordered among themselves by
+// when their update was received.
+const replaySeqBase = -(int64(1) << 62)
+
+// ReplayDeadLetters gives dead-lettered deliveries another go: each goes back to pending (reason
+// "replayed") and is parked, due now, for its destination's dispatcher, which sends it with the
+// same Idempotency-Key and continues its attempt numbering. It returns the IDs replayed;
+// deliveries that are not dead-lettered (or were stored without a payload) are left alone.
+func (s *DB) ReplayDeadLetters(ctx context.Context, f ReplayFilter, now time.Time) ([]string, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	where = append(where, "d.status = 'dead_lettered'", "d.payload IS NOT NULL")
+	if len(f.DeliveryIDs) > 0 {
+		ph := make([]string, len(f.DeliveryIDs))
+		for i, id := range f.DeliveryIDs {
+			ph[i] = arg(id)
+		}
+		where = append(where, "d.delivery_id IN ("+strings.Join(ph, ", ")+")")
+	}
+	if f.DestinationID != "" {
+		where = append(where, "d.destination_id = "+arg(f.DestinationID))
+	}
+	if f.Reason != "" {
+		where = append(where, "d.reason = "+arg(f.Reason))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "d.updated_at >= "+arg(ms(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "d.updated_at < "+arg(ms(f.Until)))
+	}
+	limit := max(f.Limit, 1)
+	q := `SELECT d.delivery_id, d.update_id, d.destination_id, d.attempts, d.payload, u.profile_key, u.received_at
+FROM deliveries d JOIN updates u ON u.update_id = d.update_id
+WHERE ` + strings.Join(where, " AND ") + ` ORDER BY u.received_at, d.delivery_id LIMIT ` + arg(limit)
+
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	defer tx.Rollback()
+	type row struct {
+		job      delivery.Job
+		attempts int
+	}
+	var todo []row
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("replay: select: %w", err)
+	}
+	for rows.Next() {
+		var r row
+		var received int64
+		var payload []byte
+		if err := rows.Scan(&r.job.DeliveryID, &r.job.UpdateID, &r.job.DestinationID, &r.attempts, &payload, &r.job.ProfileKey, &received); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.job.ReceivedAt, r.job.Payload = fromMS(received), payload
+		todo = append(todo, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(todo))
+	for _, r := range todo {
+		job, err := delivery.EncodeJob(r.job)
+		if err != nil {
+			return nil, err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', reason = 'replayed', next_attempt_at = NULL, updated_at = $2
+WHERE delivery_id = $1 AND status = 'dead_lettered'`, r.job.DeliveryID, ms(now))
+		if err != nil {
+			return nil, fmt.Errorf("replay: update: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO parked (delivery_id, destination_id, profile_key, seq, due_at, attempts, first_attempt_at, job)
+VALUES ($1, $2, $3, $4, $5, $6, NULL, $7) ON CONFLICT (delivery_id) DO NOTHING`,
+			r.job.DeliveryID, r.job.DestinationID, r.job.ProfileKey, replaySeqBase+ms(r.job.ReceivedAt), ms(now), r.attempts, job); err != nil {
+			return nil, fmt.Errorf("replay: park: %w", err)
+		}
+		ids = append(ids, r.job.DeliveryID)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("replay: commit: %w", err)
+	}
+	return ids, nil
+}
