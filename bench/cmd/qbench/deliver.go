@@ -230,6 +230,10 @@ func cmdDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		res.set("parked", parked, 0)
 		res.set("duplicates", float64(counts.Duplicates), 0)
 		res.set("ingest_errors", float64(f.errors.Load()), 0)
+		if c0[0] >= 0 && c1[0] >= 0 && d1 > d0 {
+			// qgate's CPU per delivered profile: steadier than the rate on a shared machine.
+			res.set("qgate_cpu_us_per_delivery", float64((c1[0]-c0[0]).Microseconds())/float64(d1-d0), 0)
+		}
 		res.judge, res.target = "delivered_per_s", target
 		res.text = "cpu_cores=" + cpu.cores(c0, c1, wall)
 		if lift == 0 {
@@ -411,6 +415,9 @@ func cmdLatency(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		res.set("ingest_p99_ms", ms(quantile(rl, 0.99)), 1)
 		res.set("late_requests", float64(late.Load()), 0)
 		res.set("ingest_errors", float64(f.errors.Load()), 0)
+		if c0[0] >= 0 && c1[0] >= 0 && len(inWindow) > 0 {
+			res.set("qgate_cpu_us_per_profile", float64((c1[0]-c0[0]).Microseconds())/float64(len(inWindow)), 0)
+		}
 		res.judge, res.target, res.atMost = "p99_ms", target, true
 		res.text = "cpu_cores=" + cpu.cores(c0, c1, w1.Sub(w0))
 		if len(neg) > 0 {
