@@ -174,45 +174,25 @@ var ErrBadCursor = fault.New(fault.Invalid, "query.cursor", "invalid_cursor", "t
 // attempts, and the cursor of the next page ("" at the end). Paging is by (last change,
 // delivery ID): a delivery that changes between two pages may move to an earlier page.
 func (s *DB) SearchDeliveries(ctx context.Context, q DeliveryQuery) ([]delivery.Record, string, error) {
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	if q.DestinationID != "" {
-		where = append(where, "d.destination_id = "+arg(q.DestinationID))
-	}
+	var w where
+	w.filter(q.DestinationID, q.Reason, q.Since, q.Until)
 	if q.IdentityHash != "" {
-		p := arg(q.IdentityHash)
-		where = append(where, "(d.email_hash = "+p+" OR d.external_id_hash = "+p+")")
+		p := w.arg(q.IdentityHash)
+		w.add("(d.email_hash = " + p + " OR d.external_id_hash = " + p + ")")
 	}
 	if q.Status != "" {
-		where = append(where, "d.status = "+arg(string(q.Status)))
-	}
-	if q.Reason != "" {
-		where = append(where, "d.reason = "+arg(q.Reason))
-	}
-	if !q.Since.IsZero() {
-		where = append(where, "d.updated_at >= "+arg(ms(q.Since)))
-	}
-	if !q.Until.IsZero() {
-		where = append(where, "d.updated_at < "+arg(ms(q.Until)))
+		w.add("d.status = " + w.arg(string(q.Status)))
 	}
 	if q.Cursor != "" {
 		at, id, ok := decodeCursor(q.Cursor)
 		if !ok {
 			return nil, "", ErrBadCursor
 		}
-		a, i := arg(at), arg(id)
-		where = append(where, "(d.updated_at < "+a+" OR (d.updated_at = "+a+" AND d.delivery_id < "+i+"))")
-	}
-	sqlWhere := ""
-	if len(where) > 0 {
-		sqlWhere = "WHERE " + strings.Join(where, " AND ")
+		a, i := w.arg(at), w.arg(id)
+		w.add("(d.updated_at < " + a + " OR (d.updated_at = " + a + " AND d.delivery_id < " + i + "))")
 	}
 	limit := max(q.Limit, 1)
-	recs, err := s.records(ctx, sqlWhere+" ORDER BY d.updated_at DESC, d.delivery_id DESC LIMIT "+arg(limit+1), args...)
+	recs, err := s.records(ctx, w.sql()+" ORDER BY d.updated_at DESC, d.delivery_id DESC LIMIT "+w.arg(limit+1), w.args...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -223,6 +203,42 @@ func (s *DB) SearchDeliveries(ctx context.Context, q DeliveryQuery) ([]delivery.
 		next = encodeCursor(ms(last.UpdatedAt), last.DeliveryID)
 	}
 	return recs, next, nil
+}
+
+// where builds the WHERE clause of a deliveries query (alias d) with numbered parameters.
+type where struct {
+	clauses []string
+	args    []any
+}
+
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return "$" + strconv.Itoa(len(w.args))
+}
+
+func (w *where) add(clause string) { w.clauses = append(w.clauses, clause) }
+
+// filter adds the filters the search and the replay share; empty values do not filter.
+func (w *where) filter(destID, reason string, since, until time.Time) {
+	if destID != "" {
+		w.add("d.destination_id = " + w.arg(destID))
+	}
+	if reason != "" {
+		w.add("d.reason = " + w.arg(reason))
+	}
+	if !since.IsZero() {
+		w.add("d.updated_at >= " + w.arg(ms(since)))
+	}
+	if !until.IsZero() {
+		w.add("d.updated_at < " + w.arg(ms(until)))
+	}
+}
+
+func (w *where) sql() string {
+	if len(w.clauses) == 0 {
+		return ""
+	}
+	return "WHERE " + strings.Join(w.clauses, " AND ")
 }
 
 func encodeCursor(at int64, id string) string {
@@ -262,36 +278,21 @@ const replaySeqBase = -(int64(1) << 62)
 // same Idempotency-Key and continues its attempt numbering. It returns the IDs replayed;
 // deliveries that are not dead-lettered (or were stored without a payload) are left alone.
 func (s *DB) ReplayDeadLetters(ctx context.Context, f ReplayFilter, now time.Time) ([]string, error) {
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	where = append(where, "d.status = 'dead_lettered'", "d.payload IS NOT NULL")
+	var w where
+	w.add("d.status = 'dead_lettered'")
+	w.add("d.payload IS NOT NULL")
 	if len(f.DeliveryIDs) > 0 {
 		ph := make([]string, len(f.DeliveryIDs))
 		for i, id := range f.DeliveryIDs {
-			ph[i] = arg(id)
+			ph[i] = w.arg(id)
 		}
-		where = append(where, "d.delivery_id IN ("+strings.Join(ph, ", ")+")")
+		w.add("d.delivery_id IN (" + strings.Join(ph, ", ") + ")")
 	}
-	if f.DestinationID != "" {
-		where = append(where, "d.destination_id = "+arg(f.DestinationID))
-	}
-	if f.Reason != "" {
-		where = append(where, "d.reason = "+arg(f.Reason))
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "d.updated_at >= "+arg(ms(f.Since)))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "d.updated_at < "+arg(ms(f.Until)))
-	}
+	w.filter(f.DestinationID, f.Reason, f.Since, f.Until)
 	limit := max(f.Limit, 1)
 	q := `SELECT d.delivery_id, d.update_id, d.destination_id, d.attempts, d.payload, u.profile_key, u.received_at
 FROM deliveries d JOIN updates u ON u.update_id = d.update_id
-WHERE ` + strings.Join(where, " AND ") + ` ORDER BY u.received_at, d.delivery_id LIMIT ` + arg(limit)
+` + w.sql() + ` ORDER BY u.received_at, d.delivery_id LIMIT ` + w.arg(limit)
 
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -303,7 +304,7 @@ WHERE ` + strings.Join(where, " AND ") + ` ORDER BY u.received_at, d.delivery_id
 		attempts int
 	}
 	var todo []row
-	rows, err := tx.QueryContext(ctx, q, args...)
+	rows, err := tx.QueryContext(ctx, q, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("replay: select: %w", err)
 	}
