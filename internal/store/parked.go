@@ -48,7 +48,7 @@ ON CONFLICT (delivery_id) DO UPDATE SET due_at = excluded.due_at, attempts = exc
 			if p.FirstAttemptAt != nil {
 				first = sql.NullInt64{Int64: ms(*p.FirstAttemptAt), Valid: true}
 			}
-			if _, err := stmt.ExecContext(ctx, p.DeliveryID, p.DestinationID, p.ProfileKey, p.Seq, ms(p.DueAt), p.Attempts, first, p.Job); err != nil {
+			if _, err := stmt.ExecContext(ctx, p.DeliveryID, p.DestinationID, p.ProfileKey, p.Seq, msCeil(p.DueAt), p.Attempts, first, p.Job); err != nil {
 				return fmt.Errorf("park: %w", err)
 			}
 		}
@@ -65,6 +65,16 @@ ON CONFLICT (delivery_id) DO UPDATE SET due_at = excluded.due_at, attempts = exc
 		}
 	}
 	return nil
+}
+
+// msCeil is ms rounded up: a parked delivery never becomes due before its backoff or
+// Retry-After has fully passed.
+func msCeil(t time.Time) int64 {
+	v := t.UnixMilli()
+	if time.UnixMilli(v).Before(t) {
+		v++
+	}
+	return v
 }
 
 // ParkedHeads returns up to limit parked deliveries of a destination that are due at now and

@@ -191,3 +191,19 @@ func testLastAlert(t *testing.T, db *DB) {
 		t.Fatalf("last alert: %+v %v", a, err)
 	}
 }
+
+// A parked delivery is due no earlier than its due time, to the sub-millisecond.
+func testParkedDueRoundsUp(t *testing.T, db *DB) {
+	ctx := context.Background()
+	due := t0.Add(1500 * time.Microsecond)
+	apply(t, db, Batch{Park: []Parked{{DeliveryID: "dlv_p", DestinationID: "dst_p", ProfileKey: "k", Seq: 1, DueAt: due, Job: []byte(`{}`)}}})
+	for _, c := range []struct {
+		at   time.Time
+		want int
+	}{{t0.Add(time.Millisecond), 0}, {due, 0}, {t0.Add(2 * time.Millisecond), 1}} {
+		heads, err := db.ParkedHeads(ctx, "dst_p", c.at, 10)
+		if err != nil || len(heads) != c.want {
+			t.Fatalf("at +%s: %d heads (%v), want %d", c.at.Sub(t0), len(heads), err, c.want)
+		}
+	}
+}
