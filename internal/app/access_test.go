@@ -106,11 +106,11 @@ func TestHTTPEdgesAnswerWithErrorBodies(t *testing.T) {
 		Errors []struct{ Path, Code, Message string }
 	}
 
-	status, body, hdr := n.do("GET", "/v1/nothing-here", testAdminKey, nil)
+	status, body, _ := n.do("GET", "/v1/nothing-here", testAdminKey, nil)
 	if eb := decode[errBody](t, body); status != http.StatusNotFound || eb.Errors[0].Code != "route_not_found" || eb.Errors[0].Message == "" {
 		t.Fatalf("unknown route: %d %s", status, body)
 	}
-	status, body, hdr = n.do("PUT", "/v1/profiles", testAdminKey, "{}")
+	status, body, hdr := n.do("PUT", "/v1/profiles", testAdminKey, "{}")
 	if eb := decode[errBody](t, body); status != http.StatusMethodNotAllowed || eb.Errors[0].Code != "method_not_allowed" || hdr.Get("Allow") != "POST" {
 		t.Fatalf("wrong method: %d %s Allow=%q", status, body, hdr.Get("Allow"))
 	}
