@@ -28,7 +28,7 @@ type lane struct {
 	queues  []chan item
 	limiter *rate.Limiter
 	breaker *gobreaker.CircuitBreaker[qualtrics.Result]
-	fault   atomic.Bool // the last failure was a destination fault: open at once
+	faults  atomic.Int32 // destination faults (401/403) being reported to the breaker: open at once
 
 	mu          sync.Mutex
 	pending     map[string]int  // profile → items queued or in flight on this node
@@ -76,7 +76,7 @@ func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 		MaxRequests: 1,
 		Timeout:     d.opts.BreakerTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return l.fault.Load() || c.ConsecutiveFailures >= d.opts.BreakerTrips
+			return l.faults.Load() > 0 || c.ConsecutiveFailures >= d.opts.BreakerTrips
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) { d.breakerChanged(name, from, to) },
 	})
@@ -271,13 +271,19 @@ func (l *lane) deliver(it item) bool {
 			r := d.sender.Send(context.WithoutCancel(ctx), qualtrics.Request{URL: dest.URL, Username: dest.Username, Token: dest.Token, Body: job.Payload, IdempotencyKey: job.DeliveryID})
 			switch r.Class {
 			case qualtrics.Delivered, qualtrics.Permanent:
-				l.fault.Store(false)
 				return r, nil
+			case qualtrics.DestinationFault:
+				// Counted until the breaker has seen this failure, so a success of another
+				// worker at the same moment cannot keep the circuit from opening.
+				l.faults.Add(1)
+				return r, errAttemptFailed
 			default:
-				l.fault.Store(r.Class == qualtrics.DestinationFault)
 				return r, errAttemptFailed
 			}
 		})
+		if res.Class == qualtrics.DestinationFault && err != nil && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+			l.faults.Add(-1)
+		}
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			// Nothing was sent: the circuit is open. Wait outside RAM for the next probe window.
 			return l.park(ctx, it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
