@@ -66,6 +66,9 @@ echo "$VIEW"
 step "The simulator's run history for WF_demo (what Qualtrics received)"
 curl -fsS "$SIM/runs/WF_demo"; echo
 
+step "The destination's figures (GET /v1/destinations/$DEST_ID/stats?window=1h)"
+curl -fsS "$QG/v1/destinations/$DEST_ID/stats?window=1h" -H "Authorization: Bearer $ADMIN"; echo
+
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
-step "qgate: $QG (admin key $ADMIN)   simulator: $SIM — Ctrl-C stops both"
+step "qgate: $QG (admin key $ADMIN; support page $QG/ui)   simulator: $SIM — Ctrl-C stops both"
 wait
