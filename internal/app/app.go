@@ -176,6 +176,12 @@ func (c circuits) Circuit(destID string) (string, bool) {
 	return d.Circuit(destID)
 }
 
+func (c circuits) Wake(destID string) {
+	if d := c.a.live.Load(); d != nil {
+		d.Wake(destID)
+	}
+}
+
 func (a *App) ready(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()

@@ -64,9 +64,14 @@ func TestDeadLetterSearchReplayAndStats(t *testing.T) {
 	if status != http.StatusOK || res.Replayed != 1 || res.DeliveryIDs[0] != badID {
 		t.Fatalf("replay: %d %s", status, body)
 	}
+	replayedAt := time.Now()
 	d := e.awaitStatus(bad, dest, delivery.Delivered)
 	if len(d.Attempts) != 2 || d.Attempts[0].StatusCode != 400 || d.Attempts[1].StatusCode != 200 || d.Attempts[1].N != 2 {
 		t.Fatalf("attempts after replay: %+v", d.Attempts)
+	}
+	// The answering node wakes its dispatcher: no wait for the next claim renewal (5 s).
+	if after := d.Attempts[1].At.Sub(replayedAt); after > 4*time.Second {
+		t.Errorf("the replay went out %s after the answer, want it at once", after)
 	}
 	runs := e.runs(wf, 3)
 	var keys []string

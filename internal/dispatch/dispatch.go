@@ -255,6 +255,21 @@ func (d *Dispatcher) Circuit(destID string) (state string, owned bool) {
 	return l.breaker.State().String(), l.isOwned()
 }
 
+// Wake makes the destination's lane on this node re-read its park now (after a replay parked
+// deliveries behind its back) instead of at its next claim renewal.
+func (d *Dispatcher) Wake(destID string) {
+	d.mu.Lock()
+	l, ok := d.lanes[destID]
+	d.mu.Unlock()
+	if !ok {
+		return // reviveParked starts a lane for a destination with parked deliveries
+	}
+	go func() {
+		l.reconcile()
+		l.poke()
+	}()
+}
+
 // Outstanding reports fetched jobs not finished yet (for tests and metrics).
 func (d *Dispatcher) Outstanding() int { return d.track.outstanding() }
 

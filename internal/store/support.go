@@ -268,6 +268,12 @@ type ReplayFilter struct {
 	Limit         int
 }
 
+// Replayed names a delivery a replay requeued and the destination it waits for.
+type Replayed struct {
+	DeliveryID    string
+	DestinationID string
+}
+
 // replaySeqBase puts replayed deliveries ahead of live ones in their profile's park order
 // (live jobs use their Kafka offset, which is never negative), ordered among themselves by
 // when their update was received.
@@ -277,7 +283,7 @@ const replaySeqBase = -(int64(1) << 62)
 // "replayed") and is parked, due now, for its destination's dispatcher, which sends it with the
 // same Idempotency-Key and continues its attempt numbering. It returns the IDs replayed;
 // deliveries that are not dead-lettered (or were stored without a payload) are left alone.
-func (s *DB) ReplayDeadLetters(ctx context.Context, f ReplayFilter, now time.Time) ([]string, error) {
+func (s *DB) ReplayDeadLetters(ctx context.Context, f ReplayFilter, now time.Time) ([]Replayed, error) {
 	var w where
 	w.add("d.status = 'dead_lettered'")
 	w.add("d.payload IS NOT NULL")
@@ -323,7 +329,7 @@ FROM deliveries d JOIN updates u ON u.update_id = d.update_id
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	ids := make([]string, 0, len(todo))
+	out := make([]Replayed, 0, len(todo))
 	for _, r := range todo {
 		job, err := delivery.EncodeJob(r.job)
 		if err != nil {
@@ -342,10 +348,10 @@ VALUES ($1, $2, $3, $4, $5, $6, NULL, $7) ON CONFLICT (delivery_id) DO NOTHING`,
 			r.job.DeliveryID, r.job.DestinationID, r.job.ProfileKey, replaySeqBase+ms(r.job.ReceivedAt), ms(now), r.attempts, job); err != nil {
 			return nil, fmt.Errorf("replay: park: %w", err)
 		}
-		ids = append(ids, r.job.DeliveryID)
+		out = append(out, Replayed{DeliveryID: r.job.DeliveryID, DestinationID: r.job.DestinationID})
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("replay: commit: %w", err)
 	}
-	return ids, nil
+	return out, nil
 }

@@ -142,7 +142,7 @@ func testReplayDeadLetters(t *testing.T, db *DB) {
 	now := t0.Add(time.Hour)
 	// Naming a delivered one too: only the dead letter is replayed.
 	got, err := db.ReplayDeadLetters(ctx, ReplayFilter{DeliveryIDs: []string{ids[0], ids[1]}, Limit: 2}, now)
-	if err != nil || !slices.Equal(got, []string{ids[1]}) {
+	if err != nil || !slices.Equal(got, []Replayed{{DeliveryID: ids[1], DestinationID: "dst_s"}}) {
 		t.Fatalf("replay: %v %v", got, err)
 	}
 	r := getRow(t, db, ids[1])

@@ -169,10 +169,19 @@ func (h *Handlers) replay(c *gin.Context) {
 		api.Fail(c, fault.New(fault.Invalid, "deliveryIds", "required", "give the deliveryIds to replay, or a filter with a destinationId"))
 		return
 	}
-	ids, err := h.Store.ReplayDeadLetters(c.Request.Context(), f, h.now())
+	replayed, err := h.Store.ReplayDeadLetters(c.Request.Context(), f, h.now())
 	if err != nil {
 		api.Fail(c, err)
 		return
+	}
+	ids := make([]string, len(replayed))
+	woken := map[string]bool{}
+	for i, r := range replayed {
+		ids[i] = r.DeliveryID
+		if h.Circuits != nil && !woken[r.DestinationID] {
+			woken[r.DestinationID] = true
+			h.Circuits.Wake(r.DestinationID)
+		}
 	}
 	c.JSON(http.StatusOK, ReplayResult{Replayed: len(ids), DeliveryIDs: ids})
 }

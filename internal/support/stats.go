@@ -18,6 +18,8 @@ var windows = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour, "
 // whether this node holds the destination (only then is the state authoritative).
 type Circuits interface {
 	Circuit(destinationID string) (state string, owned bool)
+	// Wake has the node's dispatcher look at a destination's parked deliveries now.
+	Wake(destinationID string)
 }
 
 // Circuit is the circuit part of a destination's stats.

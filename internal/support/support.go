@@ -24,7 +24,7 @@ type Store interface {
 	DestinationStats(ctx context.Context, destID string, since time.Time) (store.DestinationStats, error)
 	LastAlert(ctx context.Context, destID string, kinds ...string) (*store.Alert, error)
 	SearchDeliveries(ctx context.Context, q store.DeliveryQuery) ([]delivery.Record, string, error)
-	ReplayDeadLetters(ctx context.Context, f store.ReplayFilter, now time.Time) ([]string, error)
+	ReplayDeadLetters(ctx context.Context, f store.ReplayFilter, now time.Time) ([]store.Replayed, error)
 }
 
 // Handlers serve the support API.
