@@ -5,6 +5,7 @@ package receiver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -112,6 +113,12 @@ const (
 	CodeShuttingDown     = "shutting_down"
 )
 
+// Messages of an `unavailable` verdict.
+const (
+	msgNotWritten   = "the queue did not acknowledge this profile and it was not written; it was not accepted and is safe to send again"
+	msgMaybeWritten = "the queue did not acknowledge this profile in time; it was not accepted, but it may still have been written (then it is delivered), so sending it again may deliver it twice"
+)
+
 // Register adds POST /profiles to g (which must already require the ingest role).
 func (r *Receiver) Register(g gin.IRoutes) { g.POST("/profiles", r.handle) }
 
@@ -143,7 +150,55 @@ func (r *Receiver) handle(c *gin.Context) {
 		status = http.StatusUnprocessableEntity
 	}
 	r.metrics.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	if b, ok := appendResponse(make([]byte, 0, 32+len(resp.Results)*76), resp); ok {
+		c.Data(status, "application/json; charset=utf-8", b)
+		return
+	}
 	c.JSON(status, resp)
+}
+
+// appendResponse encodes resp exactly as encoding/json does, without reflection, when no
+// verdict carries errors (the common all-accepted answer); it reports false otherwise and the
+// caller falls back to encoding/json. Update IDs are generated ASCII, statuses constants.
+func appendResponse(b []byte, resp *Response) ([]byte, bool) {
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(resp.Accepted), 10)
+	b = append(b, `,"results":`...)
+	if resp.Results == nil {
+		return append(b, "null}"...), true
+	}
+	b = append(b, '[')
+	for i := range resp.Results {
+		res := &resp.Results[i]
+		if len(res.Errors) > 0 || !plainASCII(res.UpdateID) || !plainASCII(res.Status) {
+			return nil, false
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(res.Index), 10)
+		if res.UpdateID != "" {
+			b = append(b, `,"updateId":"`...)
+			b = append(b, res.UpdateID...)
+			b = append(b, '"')
+		}
+		b = append(b, `,"status":"`...)
+		b = append(b, res.Status...)
+		b = append(b, `"}`...)
+	}
+	return append(b, "]}"...), true
+}
+
+// plainASCII reports whether s needs no escaping in a JSON string (encoding/json escapes
+// quotes, backslashes, control characters and <, >, &).
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Receiver) readBody(c *gin.Context) ([]byte, error) {
@@ -180,6 +235,21 @@ func (r *Receiver) readBody(c *gin.Context) ([]byte, error) {
 	return buf, nil
 }
 
+// envelopeOverhead bounds an envelope's bytes besides its profile and key: field names,
+// version, update ID, timestamp, and the key's JSON quoting of generated ASCII.
+const envelopeOverhead = 160
+
+// envelopeBufSize sizes the shared envelope buffer for the profiles still to encode.
+func envelopeBufSize(raws []json.RawMessage, maxProfile int) int {
+	n := 0
+	for _, raw := range raws {
+		if len(raw) <= maxProfile {
+			n += len(raw) + envelopeOverhead + 2*128
+		}
+	}
+	return n
+}
+
 // Ingest validates body and queues the accepted profiles. It returns a response and no error
 // when the log acknowledged every accepted profile (or none was accepted); a response and an
 // error wrapping fault.Unavailable when the log failed after validation; and no response with a
@@ -199,6 +269,9 @@ func (r *Receiver) Ingest(ctx context.Context, body []byte) (*Response, error) {
 	resp := &Response{Results: make([]Result, len(raws))}
 	msgs := make([]queue.Message, 0, len(raws))
 	idx := make([]int, 0, len(raws)) // msgs[i] is results[idx[i]]
+	// One buffer holds every envelope of the request: each profile's envelope is at most its
+	// raw bytes plus the envelope's fields (the key is bounded below: it is carried twice).
+	var envBuf []byte
 	for i, raw := range raws {
 		res := &resp.Results[i]
 		res.Index = i
@@ -220,9 +293,16 @@ func (r *Receiver) Ingest(ctx context.Context, body []byte) (*Response, error) {
 		}
 		res.UpdateID = update.NewID()
 		key := p.Key()
+		need := 2*len(key) + len(p.Raw) + envelopeOverhead
+		if cap(envBuf)-len(envBuf) < need {
+			envBuf = make([]byte, 0, max(need, envelopeBufSize(raws[i:], r.opts.MaxProfileBytes)))
+		}
+		start := len(envBuf)
+		envBuf = append(envBuf, key...)
+		envBuf = update.AppendEncode(envBuf, update.Envelope{V: update.Version, UpdateID: res.UpdateID, ReceivedAt: now, ProfileKey: key, Profile: p.Raw})
 		msgs = append(msgs, queue.Message{
-			Key:   []byte(key),
-			Value: update.AppendEncode(make([]byte, 0, len(p.Raw)+160), update.Envelope{V: update.Version, UpdateID: res.UpdateID, ReceivedAt: now, ProfileKey: key, Profile: p.Raw}),
+			Key:   envBuf[start : start+len(key) : start+len(key)],
+			Value: envBuf[start+len(key) : len(envBuf) : len(envBuf)],
 		})
 		idx = append(idx, i)
 	}
@@ -245,6 +325,13 @@ func (r *Receiver) Ingest(ctx context.Context, body []byte) (*Response, error) {
 	}
 	var partial queue.PartialError
 	isPartial := errors.As(err, &partial)
+	// A publisher that knows the unacknowledged messages were never written says so; otherwise
+	// (a timeout with a request on the wire) they may still land, and a resend may duplicate.
+	var mw interface{ MaybeWritten() bool }
+	msg := msgMaybeWritten
+	if errors.As(err, &mw) && !mw.MaybeWritten() {
+		msg = msgNotWritten
+	}
 	for m, i := range idx {
 		res := &resp.Results[i]
 		if isPartial && !partial.NotWritten(m) {
@@ -255,7 +342,7 @@ func (r *Receiver) Ingest(ctx context.Context, body []byte) (*Response, error) {
 		}
 		res.Status = StatusUnavailable
 		res.UpdateID = ""
-		res.Errors = []fault.Problem{{Code: CodeQueueUnavailable, Message: "the queue did not acknowledge this profile; it was not accepted and is safe to send again"}}
+		res.Errors = []fault.Problem{{Code: CodeQueueUnavailable, Message: msg}}
 		r.metrics.unavailable.Inc()
 	}
 	return resp, fmt.Errorf("%w: publish: %w", fault.Unavailable, err)
