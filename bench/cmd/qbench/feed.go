@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -175,9 +176,63 @@ func (c cpuSampler) cores(a, b []time.Duration, wall time.Duration) string {
 }
 
 func (s *stack) cpuSampler() cpuSampler {
-	return cpuSampler{
+	c := cpuSampler{
 		{"qgate", s.serve.cpu},
 		{"broker", s.broker.cpu},
 		{"qbench", selfCPU},
 	}
+	if s.cfg.postgres {
+		c = append(c, struct {
+			name string
+			read func() (time.Duration, error)
+		}{"postgres(all)", postgresCPU})
+	}
+	return c
+}
+
+// postgresCPU sums the CPU of every process named postgres on this machine: the server is
+// shared, so this includes other clients' backends (read it as an upper bound for qgate's).
+func postgresCPU() (time.Duration, error) {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var sum time.Duration
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil || !bytes.Contains(b, []byte("(postgres)")) {
+			continue
+		}
+		if t, err := pidCPU(pid); err == nil {
+			sum += t
+		}
+	}
+	return sum, nil
+}
+
+// pidCPU reads a process's cumulative user+system CPU time from /proc/<pid>/stat (fields 14
+// and 15 after the parenthesised command name, in USER_HZ = 100 ticks a second).
+func pidCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat format", pid)
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat format", pid)
+	}
+	ut, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	st, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat format", pid)
+	}
+	return time.Duration(ut+st) * time.Second / 100, nil
 }
