@@ -16,6 +16,10 @@ func FuzzProfile(f *testing.F) {
 	}
 	f.Add([]byte(`{"profiles": [{"identityMap": {"ECID": [{"id": "1"}]}}, 1, "x"]}`))
 	f.Add([]byte(`{"a": "\ud800\udc00 \u00e9", "identityMap": {"email": [{"id": "A@B.CO"}]}}`))
+	for _, s := range []string{`{"profiles": [{}, 2 ]} `, `{"profiles": [{}, ]}`, `{"profiles": [{}]} x`, `{"profiles": [{}], "a": 1}`,
+		`{"profiles": [{}]`, `{"profiles" [{}]}`, `{ "profil\u0065s" : [ {} , [] ] }`, `{"profiles": [{}] }}`} {
+		f.Add([]byte(s))
+	}
 	lim := Limits{MaxDepth: 6, MaxStringLength: 64, MaxAttributes: 40, MaxIdentities: 4, MaxAudiences: 4}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		check := func(raw []byte, lim Limits) {
@@ -49,6 +53,18 @@ func FuzzProfile(f *testing.F) {
 		}
 		check(data, DefaultLimits())
 		check(data, lim)
+		// The one-pass batch path agrees with the general path whenever it answers.
+		if fast, ok := splitBatch(data, 10); ok {
+			general, err := splitGeneral(data, 10)
+			if err != nil || len(general) != len(fast) {
+				t.Fatalf("splitBatch: %d parts; general path: %d parts, %v", len(fast), len(general), err)
+			}
+			for i := range fast {
+				if string(fast[i]) != string(general[i]) {
+					t.Fatalf("part %d: splitBatch %q, general path %q", i, fast[i], general[i])
+				}
+			}
+		}
 		parts, err := SplitBody(data, 10)
 		if err == nil {
 			if len(parts) == 0 || len(parts) > 10 {

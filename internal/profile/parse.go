@@ -80,20 +80,23 @@ func (k key) String() string {
 	return string(k.q[1 : len(k.q)-1])
 }
 
-// seenKey is a key of an open object with its decoded form when it was escaped, so
-// duplicate detection decodes each escaped key once.
+// seenKey is a key of an open object: its bytes p.d[off:end] (quotes included) and, when it
+// was escaped, the index of its decoded form in p.decs, so duplicate detection decodes each
+// escaped key once. It holds no pointers: appending one costs no GC write barrier.
 type seenKey struct {
-	k   key
-	dec string
+	off, end int
+	dec      int // index in p.decs, or -1 when the key has no escapes
 }
 
-func (s seenKey) equal(k key, dec string) bool {
-	if !s.k.esc && !k.esc {
-		return bytes.Equal(s.k.q, k.q)
+// sameKey reports whether the seen key s equals k (dec: k decoded, when k.esc).
+func (p *parser) sameKey(s seenKey, k key, dec string) bool {
+	q := p.d[s.off:s.end]
+	if s.dec < 0 && !k.esc {
+		return bytes.Equal(q, k.q)
 	}
-	a, b := s.dec, dec
-	if !s.k.esc {
-		a = string(s.k.q[1 : len(s.k.q)-1])
+	a, b := string(q[1:len(q)-1]), dec
+	if s.dec >= 0 {
+		a = p.decs[s.dec]
 	}
 	if !k.esc {
 		b = string(k.q[1 : len(k.q)-1])
@@ -122,10 +125,13 @@ func isCamel(s string) bool {
 	return true
 }
 
-// seg is one step of the current path: an object key, or an array index when q is nil.
+// seg is one step of the current path: an object key, p.d[off:end] with its quotes, or an
+// array index. It holds no pointers: appending one costs no GC write barrier.
 type seg struct {
-	k   key
-	idx int
+	off, end int
+	idx      int
+	esc      bool
+	arr      bool // an array index
 }
 
 var (
@@ -142,9 +148,8 @@ var parsers = sync.Pool{New: func() any { return new(parser) }}
 // release resets p and puts it back in the pool. The error and result slices
 // belong to the caller and are dropped, not reused.
 func (p *parser) release() {
-	clear(p.path)
-	clear(p.objKeys)
-	*p = parser{path: p.path[:0], objKeys: p.objKeys[:0]}
+	clear(p.decs)
+	*p = parser{path: p.path[:0], objKeys: p.objKeys[:0], decs: p.decs[:0]}
 	parsers.Put(p)
 }
 
@@ -157,6 +162,7 @@ type parser struct {
 
 	path    []seg
 	objKeys []seenKey // keys of the open objects, for duplicate detection
+	decs    []string  // decoded forms of escaped keys in objKeys
 	keys    int       // keys seen so far, all depths
 
 	nIdents int
@@ -167,7 +173,7 @@ type parser struct {
 func (p *parser) pathString() string {
 	var b strings.Builder
 	for n, s := range p.path {
-		if s.k.q == nil {
+		if s.arr {
 			b.WriteByte('[')
 			b.WriteString(strconv.Itoa(s.idx))
 			b.WriteByte(']')
@@ -176,7 +182,7 @@ func (p *parser) pathString() string {
 		if n > 0 {
 			b.WriteByte('.')
 		}
-		b.WriteString(s.k.String())
+		b.WriteString(key{q: p.d[s.off:s.end], esc: s.esc}.String())
 	}
 	return b.String()
 }
@@ -185,7 +191,11 @@ func (p *parser) fail(code, msg string) {
 	if p.abort {
 		return
 	}
-	p.errs = append(p.errs, FieldError{Path: p.pathString(), Code: code, Message: msg})
+	p.failPath(p.pathString(), code, msg)
+}
+
+func (p *parser) failPath(path, code, msg string) {
+	p.errs = append(p.errs, FieldError{Path: path, Code: code, Message: msg})
 	if len(p.errs) >= MaxErrors {
 		p.abort = true
 	}
@@ -193,9 +203,14 @@ func (p *parser) fail(code, msg string) {
 
 // failAt reports an error at the current path extended by k.
 func (p *parser) failAt(k key, code, msg string) {
-	p.path = append(p.path, seg{k: k})
-	p.fail(code, msg)
-	p.path = p.path[:len(p.path)-1]
+	if p.abort {
+		return
+	}
+	path := p.pathString()
+	if len(p.path) > 0 {
+		path += "."
+	}
+	p.failPath(path+k.String(), code, msg)
 }
 
 // fatal reports an error and stops validation.
@@ -251,8 +266,8 @@ func (p *parser) members(depth int, mode keyMode, fn func(k key)) {
 			return
 		}
 		k := key{q: d[p.i:end], esc: esc}
+		p.path = append(p.path, seg{off: p.i, end: end, esc: esc})
 		p.i = end
-		p.path = append(p.path, seg{k: k})
 		if mode != modeAudience && (mode != modeMembership || !k.is("status") && !k.is("lastQualificationTime")) {
 			p.keys++
 		}
@@ -264,20 +279,23 @@ func (p *parser) members(depth int, mode keyMode, fn func(k key)) {
 		dup := false
 		if seen == nil {
 			var dec string
+			sk := seenKey{off: p.path[len(p.path)-1].off, end: p.path[len(p.path)-1].end, dec: -1}
 			if k.esc {
 				dec = unquote(k.q)
+				sk.dec = len(p.decs)
+				p.decs = append(p.decs, dec)
 			}
 			for _, o := range p.objKeys[base:] {
-				if o.equal(k, dec) {
+				if p.sameKey(o, k, dec) {
 					dup = true
 					break
 				}
 			}
-			p.objKeys = append(p.objKeys, seenKey{k, dec})
+			p.objKeys = append(p.objKeys, sk)
 			if len(p.objKeys)-base > 32 {
 				seen = make(map[string]struct{}, 64)
 				for _, o := range p.objKeys[base:] {
-					seen[o.k.String()] = struct{}{}
+					seen[key{q: p.d[o.off:o.end], esc: o.dec >= 0}.String()] = struct{}{}
 				}
 			}
 		} else {
@@ -344,7 +362,7 @@ func (p *parser) elems(depth int, fn func(i int)) {
 			p.eof()
 			return
 		}
-		p.path = append(p.path, seg{idx: n})
+		p.path = append(p.path, seg{idx: n, arr: true})
 		fn(n)
 		if p.abort {
 			return

@@ -19,6 +19,14 @@ func SplitBody(body []byte, maxProfiles int) ([]json.RawMessage, error) {
 	if maxProfiles <= 0 {
 		maxProfiles = DefaultMaxProfiles
 	}
+	if out, ok := splitBatch(body, maxProfiles); ok {
+		return out, nil
+	}
+	return splitGeneral(body, maxProfiles)
+}
+
+// splitGeneral is SplitBody for any body: it validates the whole body first, then splits.
+func splitGeneral(body []byte, maxProfiles int) ([]json.RawMessage, error) {
 	start := skipWS(body, 0)
 	if start >= len(body) {
 		return nil, fmt.Errorf("%w: body is empty", ErrMalformed)
@@ -80,4 +88,63 @@ func keyIs(q []byte, esc bool, s string) bool {
 		return string(q[1:len(q)-1]) == s
 	}
 	return unquote(q) == s
+}
+
+// splitBatch is SplitBody's one-pass path for the common body, {"profiles": [ ... ]} with at
+// most maxProfiles elements: it validates and splits in a single scan. It reports false for
+// anything else (another shape, invalid JSON, an empty or too long array), and SplitBody then
+// takes its general path, which finds the same result and the same error as before.
+func splitBatch(body []byte, maxProfiles int) ([]json.RawMessage, bool) {
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	i = skipWS(body, i+1)
+	if i >= len(body) || body[i] != '"' {
+		return nil, false
+	}
+	kend, esc, err := scanString(body, i)
+	if err != nil || !keyIs(body[i:kend], esc, "profiles") {
+		return nil, false
+	}
+	i = skipWS(body, kend)
+	if i >= len(body) || body[i] != ':' {
+		return nil, false
+	}
+	i = skipWS(body, i+1)
+	if i >= len(body) || body[i] != '[' {
+		return nil, false
+	}
+	i = skipWS(body, i+1)
+	if i >= len(body) || body[i] == ']' {
+		return nil, false
+	}
+	out := make([]json.RawMessage, 0, 16)
+	for {
+		if len(out) == maxProfiles {
+			return nil, false
+		}
+		e, err := skipValue(body, i)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, body[i:e])
+		i = skipWS(body, e)
+		if i >= len(body) {
+			return nil, false
+		}
+		if body[i] == ']' {
+			break
+		}
+		if body[i] != ',' {
+			return nil, false
+		}
+		i = skipWS(body, i+1)
+	}
+	// Only "profiles", and nothing after the object.
+	i = skipWS(body, i+1)
+	if i >= len(body) || body[i] != '}' || skipWS(body, i+1) != len(body) {
+		return nil, false
+	}
+	return out, true
 }
