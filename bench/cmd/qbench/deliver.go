@@ -265,7 +265,7 @@ func cmdLatency(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	fs.IntVar(&conns, "conns", 64, "ingest connections (enough that requests go out on schedule)")
 	fs.DurationVar(&warmup, "warmup", 5*time.Second, "warm-up, not measured")
 	fs.DurationVar(&window, "duration", 15*time.Second, "measured window: profiles acknowledged in it count")
-	fs.DurationVar(&grace, "grace", 10*time.Second, "after the last request, wait this long at most for the window's profiles to arrive")
+	fs.DurationVar(&grace, "grace", 30*time.Second, "after the last request, wait this long at most for the window's profiles to arrive")
 	fs.Float64Var(&target, "target-p99-ms", 30, "target p99 in ms")
 	if err := fs.Parse(args); err != nil {
 		return 2, nil
