@@ -30,6 +30,21 @@ var scripts = []struct {
 	{[]simulator.Step{{Status: 503, Delay: orderingTimeout + 300*time.Millisecond}, {Status: 200}}, true}, // the client times out
 }
 
+// deliveryTrace says, for a failure message, what qgate recorded of a delivery's attempts and
+// what the simulator saw of it: a client-side timeout of a call the simulator answered shows
+// up as a "timeout" attempt beside a run with a status.
+func (e *deliveryEnv) deliveryTrace(wf, deliveryID string) string {
+	var b strings.Builder
+	status, body, _ := e.do("GET", "/v1/deliveries/"+deliveryID, e.support, nil)
+	fmt.Fprintf(&b, "qgate (%d): %s; simulator runs:", status, body)
+	for _, r := range e.sim.Runs(wf) {
+		if r.IdempotencyKey == deliveryID {
+			fmt.Fprintf(&b, " [%s %d %s]", r.Time.Format("15:04:05.000"), r.Status, r.Outcome)
+		}
+	}
+	return b.String()
+}
+
 // orderingTimeout is the delivery timeout of the ordering test: generous enough that an answer
 // scripted without delay never times out on a loaded machine (which would turn a scripted
 // dead letter into a retry that arrives).
@@ -155,10 +170,10 @@ func TestOrderingAcrossRetriesAndParking(t *testing.T) {
 		}
 		for dl, n := range delivered {
 			if n > 1 {
-				t.Fatalf("%s: delivery %s arrived %d times", wf, dl, n)
+				t.Fatalf("%s: delivery %s arrived %d times; %s", wf, dl, n, e.deliveryTrace(wf, dl))
 			}
 			if !final[dl] {
-				t.Fatalf("%s: delivery %s was scripted to dead-letter but arrived", wf, dl)
+				t.Fatalf("%s: delivery %s was scripted to dead-letter but arrived; %s", wf, dl, e.deliveryTrace(wf, dl))
 			}
 		}
 		want := 0
