@@ -40,13 +40,14 @@ QBENCH ?= $(GO) run ./bench/cmd/qbench
 bench: build
 	$(QBENCH) ingest -qgate $(BIN)/qgate -runs 3
 	@if [ -n "$(QBENCH_PG_URL)" ]; then \
-		echo '$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store both -pg-url <QBENCH_PG_URL>'; \
-		$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store both -pg-url '$(QBENCH_PG_URL)'; \
+		echo '$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store both -pg-url <QBENCH_PG_URL> [-lift-rate 600000]'; \
+		$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store both -pg-url '$(QBENCH_PG_URL)' && \
+		$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store both -pg-url '$(QBENCH_PG_URL)' -lift-rate 600000; \
 	else \
 		$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store sqlite && \
+		$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -store sqlite -lift-rate 600000 && \
 		echo "NOTE: deliver on PostgreSQL was SKIPPED; set QBENCH_PG_URL or QGATE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable"; \
 	fi
-	$(QBENCH) deliver -qgate $(BIN)/qgate -runs 3 -lift-rate 600000
 	$(QBENCH) latency -qgate $(BIN)/qgate -runs 3
 	$(QBENCH) backlog -qgate $(BIN)/qgate -runs 1 -profiles 1000000 -max-time 8m
 	$(GO) test -run '^$$' -bench StatusWrite -benchtime 3s -count 3 ./internal/store

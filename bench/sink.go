@@ -29,6 +29,7 @@ type Sink struct {
 	ok       atomic.Int64 // calls answered 2xx
 	dups     atomic.Int64 // calls whose Idempotency-Key arrived before (2xx ones only)
 	badBody  atomic.Int64 // calls without a recognisable profile number
+	conns    atomic.Int64 // TCP connections accepted (keep-alive reuse keeps this low)
 
 	mu   sync.Mutex
 	keys map[string]struct{} // Idempotency-Keys of 2xx calls, when DedupKeys
@@ -58,7 +59,12 @@ func StartSink(o SinkOptions) (*Sink, error) {
 	if o.Track > 0 {
 		s.first = make([]atomic.Int64, o.Track)
 	}
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		}}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }
@@ -75,11 +81,12 @@ func (s *Sink) Close() error { return s.srv.Close() }
 // SinkCounts is a snapshot of the sink's counters.
 type SinkCounts struct {
 	Arrivals, OK, Duplicates, BadBody int64
+	Conns                             int64 // connections accepted
 }
 
 // Counts returns the counters now.
 func (s *Sink) Counts() SinkCounts {
-	return SinkCounts{Arrivals: s.arrivals.Load(), OK: s.ok.Load(), Duplicates: s.dups.Load(), BadBody: s.badBody.Load()}
+	return SinkCounts{Arrivals: s.arrivals.Load(), OK: s.ok.Load(), Duplicates: s.dups.Load(), BadBody: s.badBody.Load(), Conns: s.conns.Load()}
 }
 
 // Delivered is the number of 2xx calls so far.

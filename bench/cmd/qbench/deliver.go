@@ -214,10 +214,12 @@ func cmdDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			return nil, ctx.Err()
 		}
 		d0, a0, c0, t0 := sink.Delivered(), f.accepted.Load(), cpu.sample(), time.Now()
+		n0 := sink.Counts().Conns
 		if !sleepCtx(ctx, window) {
 			return nil, ctx.Err()
 		}
 		d1, a1, c1, t1 := sink.Delivered(), f.accepted.Load(), cpu.sample(), time.Now()
+		n1 := sink.Counts().Conns
 		stopFeed()
 		wg.Wait()
 		wall := t1.Sub(t0)
@@ -229,6 +231,7 @@ func cmdDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		res.set("outstanding_end", float64(a1-d1), 0)
 		res.set("parked", parked, 0)
 		res.set("duplicates", float64(counts.Duplicates), 0)
+		res.set("sink_new_conns_per_s", float64(n1-n0)/wall.Seconds(), 0) // qgate → sink TCP connections opened
 		res.set("ingest_errors", float64(f.errors.Load()), 0)
 		if c0[0] >= 0 && c1[0] >= 0 && d1 > d0 {
 			// qgate's CPU per delivered profile: steadier than the rate on a shared machine.
