@@ -257,6 +257,11 @@ func (l *lane) deliver(it item) bool {
 		if !l.isOwned() {
 			return l.park(ctx, it, d.opts.Now().Add(time.Second), attempt, first, nil)
 		}
+		if l.breaker.State() == gobreaker.StateOpen {
+			// Refused without spending a rate-limit slot: a down destination's queued jobs
+			// reach the park at once instead of at the destination's rate.
+			return l.park(ctx, it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
+		}
 		l.setRate(dest.RateLimitPerMinute)
 		if err := l.limiter.Wait(ctx); err != nil {
 			return false

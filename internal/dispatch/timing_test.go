@@ -538,3 +538,38 @@ func minOf(ds []time.Duration) time.Duration {
 	}
 	return m
 }
+
+// While the circuit is open, jobs are refused before they wait for the rate limiter: at 60/min a
+// down destination's queued jobs reach the park at once, not one a second.
+func TestTimingOpenCircuitParksWithoutWaitingForTheLimiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const trips = 2
+		opts := Options{BreakerTrips: trips, BreakerTimeout: time.Hour, DrainInterval: drainTick,
+			Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}}
+		r := startRig(t, opts, 60, func(string, int, int) reply { return unavailable(0) })
+		defer r.close()
+
+		r.offer("a")
+		advance(3 * time.Second) // two failures one second apart (60/min) open the circuit
+		if s := r.d.BreakerState(rigDest); s != "open" {
+			t.Fatalf("circuit %s after %d failures", s, trips)
+		}
+		start := time.Now()
+		var ids []string
+		for _, p := range profilesOnDistinctWorkers(10, 16) {
+			ids = append(ids, r.offer(p))
+		}
+		synctest.Wait()
+		if time.Since(start) != 0 {
+			t.Fatalf("fake time moved")
+		}
+		for _, id := range ids {
+			if _, ok := r.st.parkedRow(id); !ok {
+				t.Fatalf("%s is not parked at once while the circuit is open (it waits for the limiter)", id)
+			}
+		}
+		if n := r.snd.count(); n != trips {
+			t.Fatalf("%d sends, want the %d that opened the circuit", n, trips)
+		}
+	})
+}
