@@ -341,9 +341,10 @@ func TestSlowOrFailingDestinationDoesNotDelayOthers(t *testing.T) {
 	}
 	healthy, slow, down := p99(healthyL), p99(slowL), p99(downL)
 	t.Logf("B p99: A healthy %v, A slow %v, A down %v", healthy, slow, down)
-	// Within 20 %; at single-digit milliseconds the scheduler noise of a shared 2-core machine
-	// alone exceeds that, so a 5 ms floor applies.
-	limit := max(healthy*12/10, healthy+5*time.Millisecond)
+	// Within 20 %; at B's ~25 ms the scheduler noise of a shared 2-core machine alone exceeds
+	// that (repeated runs of the same build vary by ±5 ms), so a 10 ms floor applies. A real
+	// coupling shows as A's 5 s latency or its retry and probe waits: hundreds of milliseconds.
+	limit := max(healthy*12/10, healthy+10*time.Millisecond)
 	if slow > limit || down > limit {
 		t.Fatalf("B's p99 grew from %v to %v (A slow) / %v (A down); limit %v", healthy, slow, down, limit)
 	}

@@ -48,6 +48,7 @@ type StatusWriter interface {
 type Store interface {
 	ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]store.Parked, error)
 	ParkedProfiles(ctx context.Context, destID string) (map[string]int, error)
+	CountParked(ctx context.Context, destID string) (int64, error)
 	ParkedDestinations(ctx context.Context) ([]string, error)
 	Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error)
 	Release(ctx context.Context, destID, node string) error
@@ -70,7 +71,12 @@ type Options struct {
 	DrainInterval   time.Duration // how often due parked deliveries are looked for (default 250ms)
 	ClaimTTL        time.Duration // a destination claim's lifetime, renewed at a third of it (default 15s)
 	IdleRelease     time.Duration // an idle lane gives up its claim after this (default 30s)
-	NodeID          string        // this node's name in destination claims
+	// MaxParkedProfiles bounds the profiles a lane tracks as having parked deliveries (default
+	// 50,000). Past it the lane stops tracking them one by one and parks every new job of the
+	// destination until its park is down to half of it, so memory stays bounded however many
+	// profiles wait for a destination that is down.
+	MaxParkedProfiles int
+	NodeID            string // this node's name in destination claims
 	Now             func() time.Time
 }
 
@@ -101,6 +107,9 @@ func (o *Options) defaults() {
 	}
 	if o.ClaimTTL <= 0 {
 		o.ClaimTTL = 15 * time.Second
+	}
+	if o.MaxParkedProfiles <= 0 {
+		o.MaxParkedProfiles = 50000
 	}
 	if o.IdleRelease <= 0 {
 		o.IdleRelease = 30 * time.Second

@@ -113,6 +113,18 @@ func (s *memStore) ParkedProfiles(_ context.Context, destID string) (map[string]
 	return out, nil
 }
 
+func (s *memStore) CountParked(_ context.Context, destID string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, p := range s.parked {
+		if p.DestinationID == destID {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (s *memStore) ParkedDestinations(context.Context) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -32,8 +32,11 @@ type lane struct {
 
 	mu          sync.Mutex
 	pending     map[string]int  // profile → items queued or in flight on this node
-	parked      map[string]int  // profile → deliveries parked in the store
-	parkedTotal int             // sum of parked
+	parked      map[string]int  // profile → deliveries parked in the store (empty in overflow)
+	parkedTotal int             // deliveries parked in the store
+	// overflow: more profiles have parked deliveries than MaxParkedProfiles; they are not
+	// tracked one by one, and every profile counts as having something parked.
+	overflow bool
 	draining    map[string]bool // parked delivery IDs handed to workers
 	// released holds parked deliveries a worker finished with (sent, re-parked or closed) and
 	// when: a head list read before that moment is stale for them and must not resend them.
@@ -82,12 +85,8 @@ func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 	})
 	// What is parked for this destination decides which profiles must wait behind the park.
 	for i := 0; ; i++ {
-		counts, err := d.store.ParkedProfiles(ctx, destID)
+		err := l.loadParked(ctx)
 		if err == nil {
-			for k, n := range counts {
-				l.parked[k] = n
-				l.parkedTotal += n
-			}
 			break
 		}
 		d.log.Warn("loading parked deliveries failed; retrying", zap.Error(err), zap.String("destinationId", destID))
@@ -114,7 +113,7 @@ func (l *lane) offer(it item) {
 	p := it.job.ProfileKey
 	l.mu.Lock()
 	l.lastActive = l.d.opts.Now()
-	if l.parked[p] == 0 && l.owned {
+	if !l.behindLocked(p) && l.owned {
 		select {
 		case l.queues[workerOf(p, len(l.queues))] <- it:
 			l.pending[p]++
@@ -123,8 +122,7 @@ func (l *lane) offer(it item) {
 		default:
 		}
 	}
-	l.parked[p]++
-	l.parkedTotal++
+	l.addParkedLocked(p)
 	l.parking[p]++
 	l.mu.Unlock()
 	l.d.metrics.parked.Inc()
@@ -241,7 +239,7 @@ func (l *lane) deliver(it item) bool {
 	for {
 		if it.parked == nil {
 			l.mu.Lock()
-			behind := l.parked[job.ProfileKey] > 0
+			behind := l.behindLocked(job.ProfileKey)
 			l.mu.Unlock()
 			if behind { // an earlier delivery of this profile was parked: wait behind it
 				return l.park(ctx, it, d.opts.Now(), attempt, first, nil)
@@ -386,8 +384,7 @@ func (l *lane) park(ctx context.Context, it item, due time.Time, attempts int, f
 	}
 	if it.parked == nil {
 		l.mu.Lock()
-		l.parked[it.job.ProfileKey]++
-		l.parkedTotal++
+		l.addParkedLocked(it.job.ProfileKey)
 		l.mu.Unlock()
 		l.d.metrics.parked.Inc()
 	}
@@ -413,12 +410,66 @@ func (l *lane) parkedOf(it item, due time.Time, attempts int, first time.Time) s
 
 func (l *lane) unparked(profile string) {
 	l.mu.Lock()
-	if l.parked[profile]--; l.parked[profile] <= 0 {
-		delete(l.parked, profile)
+	if !l.overflow {
+		if l.parked[profile]--; l.parked[profile] <= 0 {
+			delete(l.parked, profile)
+		}
 	}
-	l.parkedTotal--
+	l.parkedTotal = max(l.parkedTotal-1, 0)
 	l.mu.Unlock()
 	l.poke()
+}
+
+// behindLocked reports whether a profile has deliveries parked, so that its next one must wait
+// behind them. l.mu is held.
+func (l *lane) behindLocked(profile string) bool { return l.overflow || l.parked[profile] > 0 }
+
+// addParkedLocked counts one more parked delivery of profile, and switches to overflow when
+// too many profiles are tracked. l.mu is held.
+func (l *lane) addParkedLocked(profile string) {
+	l.parkedTotal++
+	if l.overflow {
+		return
+	}
+	l.parked[profile]++
+	if len(l.parked) > l.d.opts.MaxParkedProfiles {
+		l.enterOverflowLocked(l.parkedTotal)
+	}
+}
+
+func (l *lane) enterOverflowLocked(total int) {
+	if !l.overflow {
+		l.d.log.Warn("many profiles wait for this destination: parking all its new deliveries until the park shrinks",
+			zap.String("destinationId", l.destID), zap.Int("parked", total), zap.Int("maxParkedProfiles", l.d.opts.MaxParkedProfiles))
+	}
+	l.overflow, l.parked, l.parkedTotal = true, map[string]int{}, total
+}
+
+// loadParked sets the lane's park state from the store: per profile, or — when the park holds
+// more deliveries than MaxParkedProfiles — overflow with the total.
+func (l *lane) loadParked(ctx context.Context) error {
+	total, err := l.d.store.CountParked(ctx, l.destID)
+	if err != nil {
+		return err
+	}
+	if total > int64(l.d.opts.MaxParkedProfiles) {
+		l.mu.Lock()
+		l.enterOverflowLocked(int(total))
+		l.mu.Unlock()
+		return nil
+	}
+	counts, err := l.d.store.ParkedProfiles(ctx, l.destID)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.parkedTotal = 0
+	for k, n := range counts {
+		l.parked[k] = n
+		l.parkedTotal += n
+	}
+	return nil
 }
 
 // write applies a batch durably; it retries until it succeeds or ctx ends.
@@ -575,12 +626,46 @@ func (l *lane) reconcile() {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
 	defer cancel()
+	total, err := l.d.store.CountParked(ctx, l.destID)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	overflow := l.overflow
+	inFlight := 0
+	for _, n := range l.parking {
+		inFlight += n
+	}
+	switch {
+	case overflow && total > int64(l.d.opts.MaxParkedProfiles/2):
+		l.parkedTotal = int(total) + inFlight
+		l.mu.Unlock()
+		return
+	case !overflow && total > int64(l.d.opts.MaxParkedProfiles):
+		l.enterOverflowLocked(int(total) + inFlight)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
 	counts, err := l.d.store.ParkedProfiles(ctx, l.destID)
 	if err != nil {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.overflow {
+		// Leaving overflow: what the store holds, plus the park writes still in flight (an
+		// overcount only makes a profile wait; a later reconcile corrects it).
+		l.d.log.Info("park shrank: tracking waiting profiles one by one again", zap.String("destinationId", l.destID), zap.Int64("parked", total))
+		l.overflow, l.parked, l.parkedTotal = false, counts, 0
+		for p, n := range l.parking {
+			l.parked[p] += n
+		}
+		for _, n := range l.parked {
+			l.parkedTotal += n
+		}
+		return
+	}
 	for p, n := range counts {
 		if n > l.parked[p] || (l.pending[p] == 0 && l.parking[p] == 0) {
 			l.parked[p] = n

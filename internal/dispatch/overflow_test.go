@@ -1,0 +1,89 @@
+package dispatch
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// A destination that is down while many profiles wait for it: past MaxParkedProfiles the lane
+// stops tracking them one by one (memory stays bounded) and parks every new job; when the
+// destination is back, each profile's deliveries go out in order, and once the park has
+// shrunk the lane tracks profiles again and live jobs go straight out.
+func TestOverflowBoundsParkStateAndKeepsOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const maxProfiles, profiles = 4, 10
+		var down atomic.Bool
+		down.Store(true)
+		opts := Options{BreakerTrips: 1, BreakerTimeout: time.Minute, DrainInterval: drainTick,
+			MaxParkedProfiles: maxProfiles, ClaimTTL: 3 * time.Second, IdleRelease: time.Hour,
+			Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}}
+		r := startRig(t, opts, fastRate, func(string, int, int) reply {
+			if down.Load() {
+				return unavailable(0)
+			}
+			return ok200()
+		})
+		defer r.close()
+		lane := func() *lane {
+			r.d.mu.Lock()
+			defer r.d.mu.Unlock()
+			return r.d.lanes[rigDest]
+		}
+		state := func() (overflow bool, tracked, total int) {
+			l := lane()
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.overflow, len(l.parked), l.parkedTotal
+		}
+
+		p0 := r.offer("p0") // fails: the circuit opens and it is parked
+		advance(time.Second)
+		pairs := make([][2]string, profiles) // per profile: its first and second delivery
+		for round := range 2 {
+			for i := range profiles {
+				pairs[i][round] = r.offer(fmt.Sprintf("p%d", i+1))
+			}
+		}
+		advance(time.Second)
+		if over, tracked, total := state(); !over || tracked > maxProfiles || total != 2*profiles+1 {
+			t.Fatalf("after %d parked profiles: overflow %v, %d tracked, %d parked; want overflow, ≤ %d tracked, %d parked",
+				profiles+1, over, tracked, total, maxProfiles, 2*profiles+1)
+		}
+		if n := r.snd.count(); n != 1 {
+			t.Fatalf("%d sends while the circuit is open, want the 1 that opened it", n)
+		}
+
+		// The destination is back: the probe closes the circuit and the park drains, in order.
+		down.Store(false)
+		advance(time.Minute + 5*time.Second)
+		for i, pair := range pairs {
+			a, b := r.snd.of(pair[0]), r.snd.of(pair[1])
+			if len(a) != 1 || len(b) != 1 {
+				t.Fatalf("p%d: %d and %d sends of its two deliveries, want 1 each", i+1, len(a), len(b))
+			}
+			if a[0].all > b[0].all {
+				t.Fatalf("p%d: its second delivery went out before its first", i+1)
+			}
+		}
+		if s := r.snd.of(p0); len(s) != 2 {
+			t.Fatalf("p0: %d sends, want the failure and the delivery", len(s))
+		}
+		// The park is empty; at the next claim renewal the lane tracks profiles again.
+		advance(opts.ClaimTTL)
+		if over, tracked, total := state(); over || tracked != 0 || total != 0 {
+			t.Fatalf("after draining: overflow %v, %d tracked, %d parked; want none", over, tracked, total)
+		}
+		before := r.snd.count()
+		live := r.offer("p1")
+		advance(10 * time.Millisecond)
+		if s := r.snd.of(live); len(s) != 1 || r.snd.count() != before+1 {
+			t.Fatalf("a live job after the overflow: %d sends, want it sent at once", len(s))
+		}
+		if _, parked := r.st.parkedRow(live); parked {
+			t.Fatal("a live job after the overflow was parked")
+		}
+	})
+}
