@@ -34,6 +34,9 @@ type memStore struct {
 	status map[string]delivery.Status
 	parked map[string]store.Parked
 	alerts []store.Alert
+	// afterParkedProfiles, if set, runs after ParkedProfiles has read (outside the lock): what
+	// happens "during the read" that the read missed.
+	afterParkedProfiles func()
 }
 
 func newMemStore() *memStore {
@@ -103,12 +106,16 @@ func (s *memStore) ParkedHeads(_ context.Context, destID string, now time.Time, 
 
 func (s *memStore) ParkedProfiles(_ context.Context, destID string) (map[string]int, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := map[string]int{}
 	for _, p := range s.parked {
 		if p.DestinationID == destID {
 			out[p.ProfileKey]++
 		}
+	}
+	after := s.afterParkedProfiles
+	s.mu.Unlock()
+	if after != nil {
+		after()
 	}
 	return out, nil
 }

@@ -37,7 +37,10 @@ type lane struct {
 	// overflow: more profiles have parked deliveries than MaxParkedProfiles; they are not
 	// tracked one by one, and every profile counts as having something parked.
 	overflow bool
-	draining    map[string]bool // parked delivery IDs handed to workers
+	// late counts, per profile, deliveries parked while reconcile reads the store: the read may
+	// miss them, and a count must never drop below what is really parked. nil otherwise.
+	late     map[string]int
+	draining map[string]bool // parked delivery IDs handed to workers
 	// released holds parked deliveries a worker finished with (sent, re-parked or closed) and
 	// when: a head list read before that moment is stale for them and must not resend them.
 	released map[string]time.Time
@@ -428,6 +431,9 @@ func (l *lane) behindLocked(profile string) bool { return l.overflow || l.parked
 // too many profiles are tracked. l.mu is held.
 func (l *lane) addParkedLocked(profile string) {
 	l.parkedTotal++
+	if l.late != nil {
+		l.late[profile]++
+	}
 	if l.overflow {
 		return
 	}
@@ -646,19 +652,26 @@ func (l *lane) reconcile() {
 		l.mu.Unlock()
 		return
 	}
+	l.late = map[string]int{}
 	l.mu.Unlock()
 	counts, err := l.d.store.ParkedProfiles(ctx, l.destID)
-	if err != nil {
-		return
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	late := l.late
+	l.late = nil
+	if err != nil || (l.overflow && !overflow) { // failed, or overflow began during the read
+		return
+	}
 	if l.overflow {
-		// Leaving overflow: what the store holds, plus the park writes still in flight (an
-		// overcount only makes a profile wait; a later reconcile corrects it).
+		// Leaving overflow: what the store holds, plus the park writes still in flight and
+		// those made during the read (an overcount only makes a profile wait; a later
+		// reconcile corrects it).
 		l.d.log.Info("park shrank: tracking waiting profiles one by one again", zap.String("destinationId", l.destID), zap.Int64("parked", total))
 		l.overflow, l.parked, l.parkedTotal = false, counts, 0
 		for p, n := range l.parking {
+			l.parked[p] += n
+		}
+		for p, n := range late {
 			l.parked[p] += n
 		}
 		for _, n := range l.parked {
@@ -666,6 +679,15 @@ func (l *lane) reconcile() {
 		}
 		return
 	}
+	defer func() {
+		// Parks made during the read may be missing from it: never count below them.
+		for p, n := range late {
+			if want := counts[p] + n; l.parked[p] < want {
+				l.parkedTotal += want - l.parked[p]
+				l.parked[p] = want
+			}
+		}
+	}()
 	for p, n := range counts {
 		if n > l.parked[p] || (l.pending[p] == 0 && l.parking[p] == 0) {
 			l.parked[p] = n

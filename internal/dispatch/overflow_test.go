@@ -1,11 +1,14 @@
 package dispatch
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/qgate/qgate/internal/store"
 )
 
 // A destination that is down while many profiles wait for it: past MaxParkedProfiles the lane
@@ -84,6 +87,43 @@ func TestOverflowBoundsParkStateAndKeepsOrder(t *testing.T) {
 		}
 		if _, parked := r.st.parkedRow(live); parked {
 			t.Fatal("a live job after the overflow was parked")
+		}
+	})
+}
+
+// A delivery parked while reconcile reads the store (so the read misses it) still counts: the
+// profile's next live job must wait behind it, not overtake it.
+func TestReconcileKeepsParksMadeDuringItsRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, Options{DrainInterval: drainTick, IdleRelease: time.Hour}, fastRate, func(string, int, int) reply { return ok200() })
+		defer r.close()
+		r.offer("warm")
+		advance(time.Second)
+		r.d.mu.Lock()
+		l := r.d.lanes[rigDest]
+		r.d.mu.Unlock()
+
+		// During the read, a worker parks a delivery of profile q (row written, then counted)
+		// and lets go of it — as park() followed by release() does.
+		r.st.afterParkedProfiles = func() {
+			r.st.afterParkedProfiles = nil
+			_ = r.st.Write(context.Background(), store.Batch{Park: []store.Parked{{DeliveryID: "dlv_q1", DestinationID: rigDest, ProfileKey: "q",
+				Seq: 1, DueAt: time.Now().Add(time.Hour), Job: []byte(`{}`)}}})
+			l.mu.Lock()
+			l.addParkedLocked("q")
+			l.mu.Unlock()
+		}
+		l.reconcile()
+		l.mu.Lock()
+		n := l.parked["q"]
+		l.mu.Unlock()
+		if n != 1 {
+			t.Fatalf("profile q counts %d parked after reconcile, want 1 (its row was written during the read)", n)
+		}
+		live := r.offer("q")
+		advance(10 * time.Millisecond)
+		if len(r.snd.of(live)) != 0 {
+			t.Fatal("q's live job overtook its parked delivery")
 		}
 	})
 }
