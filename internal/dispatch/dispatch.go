@@ -77,7 +77,7 @@ type Options struct {
 	// profiles wait for a destination that is down.
 	MaxParkedProfiles int
 	NodeID            string // this node's name in destination claims
-	Now             func() time.Time
+	Now               func() time.Time
 }
 
 func (o *Options) defaults() {

@@ -31,9 +31,9 @@ type lane struct {
 	faults  atomic.Int32 // destination faults (401/403) being reported to the breaker: open at once
 
 	mu          sync.Mutex
-	pending     map[string]int  // profile → items queued or in flight on this node
-	parked      map[string]int  // profile → deliveries parked in the store (empty in overflow)
-	parkedTotal int             // deliveries parked in the store
+	pending     map[string]int // profile → items queued or in flight on this node
+	parked      map[string]int // profile → deliveries parked in the store (empty in overflow)
+	parkedTotal int            // deliveries parked in the store
 	// overflow: more profiles have parked deliveries than MaxParkedProfiles; they are not
 	// tracked one by one, and every profile counts as having something parked.
 	overflow bool
