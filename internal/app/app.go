@@ -68,8 +68,7 @@ type App struct {
 	dispatchSrc  *kafka.Consumer
 	routerM      *router.Metrics
 	dispatchM    *dispatch.Metrics
-	dispatcher   *dispatch.Dispatcher
-	live         atomic.Pointer[dispatch.Dispatcher] // the dispatcher, for handlers (set after they start)
+	live         atomic.Pointer[dispatch.Dispatcher] // the dispatcher, once the stages started
 }
 
 // New builds a node from cfg: it opens the store, starts the embedded broker when no brokers
@@ -261,18 +260,18 @@ func (a *App) startStages() {
 	}()
 
 	a.dispatchSrc = kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{})
-	a.dispatcher = dispatch.New(a.dispatchSrc, a.destinations, a.client, a.status, a.store, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
+	d := dispatch.New(a.dispatchSrc, a.destinations, a.client, a.status, a.store, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
 		RetryWindow:    a.cfg.RetryWindow,
 		Backoff:        dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay},
 		BreakerTimeout: a.cfg.BreakerTimeout,
 	})
-	a.live.Store(a.dispatcher)
+	a.live.Store(d)
 	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
 	a.stopDispatch = stopDispatch
 	a.dispatchDone = make(chan struct{})
 	go func() {
 		defer close(a.dispatchDone)
-		if err := a.dispatcher.Run(dispatchCtx); err != nil {
+		if err := d.Run(dispatchCtx); err != nil {
 			a.log.Error("dispatcher stopped", zap.Error(err))
 		}
 	}()

@@ -240,24 +240,25 @@ func (d *Dispatcher) laneFor(ctx context.Context, destID string) *lane {
 	return l
 }
 
+// laneOf returns the destination's lane on this node, if it has one.
+func (d *Dispatcher) laneOf(destID string) (*lane, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.lanes[destID]
+	return l, ok
+}
+
 // BreakerState reports a destination's circuit state ("closed", "open", "half-open"), or
 // "closed" when no lane serves it on this node.
 func (d *Dispatcher) BreakerState(destID string) string {
-	d.mu.Lock()
-	l, ok := d.lanes[destID]
-	d.mu.Unlock()
-	if !ok {
-		return "closed"
-	}
-	return l.breaker.State().String()
+	state, _ := d.Circuit(destID)
+	return state
 }
 
 // Circuit reports a destination's circuit state on this node and whether this node currently
 // holds the destination (only then is the state authoritative: one node sends at a time).
 func (d *Dispatcher) Circuit(destID string) (state string, owned bool) {
-	d.mu.Lock()
-	l, ok := d.lanes[destID]
-	d.mu.Unlock()
+	l, ok := d.laneOf(destID)
 	if !ok {
 		return "closed", false
 	}
@@ -267,9 +268,7 @@ func (d *Dispatcher) Circuit(destID string) (state string, owned bool) {
 // Wake makes the destination's lane on this node re-read its park now (after a replay parked
 // deliveries behind its back) instead of at its next claim renewal.
 func (d *Dispatcher) Wake(destID string) {
-	d.mu.Lock()
-	l, ok := d.lanes[destID]
-	d.mu.Unlock()
+	l, ok := d.laneOf(destID)
 	if !ok {
 		return // reviveParked starts a lane for a destination with parked deliveries
 	}
@@ -310,7 +309,7 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 			break
 		}
 		d.log.Warn("checking for finished deliveries failed; retrying", zap.Error(err))
-		if !sleep(ctx, time.Duration(min(attempt+1, 20))*100*time.Millisecond) {
+		if !retryPause(ctx, attempt) {
 			break
 		}
 	}

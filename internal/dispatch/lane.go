@@ -225,7 +225,7 @@ func (l *lane) deliver(it item) bool {
 		// When the store cannot say, ask again rather than risk a second send.
 		st, err := d.store.DeliveryStatus(ctx, job.DeliveryID)
 		for i := 0; err != nil; i++ {
-			if !sleep(ctx, time.Duration(min(i+1, 20))*100*time.Millisecond) {
+			if !retryPause(ctx, i) {
 				return false
 			}
 			st, err = d.store.DeliveryStatus(ctx, job.DeliveryID)
@@ -271,6 +271,7 @@ func (l *lane) deliver(it item) bool {
 		if first.IsZero() {
 			first = start
 		}
+		fault := false // this attempt's 401/403 is counted in l.faults until the breaker saw it
 		res, err := l.breaker.Execute(func() (qualtrics.Result, error) {
 			// An attempt in flight finishes even when the dispatcher is stopping (bounded by the
 			// client's per-attempt timeout), so its outcome is recorded rather than repeated.
@@ -282,12 +283,13 @@ func (l *lane) deliver(it item) bool {
 				// Counted until the breaker has seen this failure, so a success of another
 				// worker at the same moment cannot keep the circuit from opening.
 				l.faults.Add(1)
+				fault = true
 				return r, errAttemptFailed
 			default:
 				return r, errAttemptFailed
 			}
 		})
-		if res.Class == qualtrics.DestinationFault && err != nil && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+		if fault {
 			l.faults.Add(-1)
 		}
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
@@ -489,7 +491,7 @@ func (l *lane) write(ctx context.Context, b store.Batch) bool {
 			return false
 		}
 		l.d.log.Warn("status write failed; retrying", zap.Error(err), zap.String("destinationId", l.destID))
-		if !sleep(ctx, time.Duration(min(i+1, 20))*100*time.Millisecond) {
+		if !retryPause(ctx, i) {
 			return false
 		}
 	}
@@ -719,6 +721,12 @@ func (l *lane) setRate(perMin int) {
 	if lim := rate.Limit(float64(perMin) / 60); l.limiter.Limit() != lim {
 		l.limiter.SetLimit(lim)
 	}
+}
+
+// retryPause waits before retry number attempt (0-based) of a store call that failed: 100 ms
+// more each time, at most 2 s. It returns false when ctx ends first.
+func retryPause(ctx context.Context, attempt int) bool {
+	return sleep(ctx, time.Duration(min(attempt+1, 20))*100*time.Millisecond)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -167,9 +167,21 @@ func (s *DB) Release(ctx context.Context, destID, node string) error {
 	return err
 }
 
-// Alerts returns a destination's alerts since a time, newest first.
-func (s *DB) Alerts(ctx context.Context, destID string, since time.Time, limit int) ([]Alert, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, destination_id, kind, message, at FROM alerts WHERE destination_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3`, destID, ms(since), limit)
+// Alerts returns up to limit of a destination's alerts since a time, newest first; only those
+// of the given kinds, when kinds are given.
+func (s *DB) Alerts(ctx context.Context, destID string, since time.Time, limit int, kinds ...string) ([]Alert, error) {
+	q := `SELECT id, destination_id, kind, message, at FROM alerts WHERE destination_id = $1 AND at >= $2`
+	args := []any{destID, ms(since)}
+	if len(kinds) > 0 {
+		ph := make([]string, len(kinds))
+		for i, k := range kinds {
+			args = append(args, k)
+			ph[i] = "$" + strconv.Itoa(len(args))
+		}
+		q += ` AND kind IN (` + strings.Join(ph, ", ") + `)`
+	}
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY at DESC, id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"math"
@@ -131,29 +130,14 @@ ORDER BY d.updated_at DESC LIMIT $3`, destID, ms(since), LatencySample)
 	return st, nil
 }
 
-// LastAlert returns a destination's latest alert of one of kinds, or nil.
+// LastAlert returns a destination's latest alert of one of kinds (any kind when none is
+// given), or nil.
 func (s *DB) LastAlert(ctx context.Context, destID string, kinds ...string) (*Alert, error) {
-	q := `SELECT id, destination_id, kind, message, at FROM alerts WHERE destination_id = $1`
-	args := []any{destID}
-	if len(kinds) > 0 {
-		ph := make([]string, len(kinds))
-		for i, k := range kinds {
-			args = append(args, k)
-			ph[i] = "$" + strconv.Itoa(i+2)
-		}
-		q += ` AND kind IN (` + strings.Join(ph, ", ") + `)`
+	alerts, err := s.Alerts(ctx, destID, time.Time{}, 1, kinds...)
+	if err != nil || len(alerts) == 0 {
+		return nil, err
 	}
-	var a Alert
-	var at int64
-	err := s.db.QueryRowContext(ctx, q+` ORDER BY at DESC, id DESC LIMIT 1`, args...).Scan(&a.ID, &a.DestinationID, &a.Kind, &a.Message, &at)
-	if err == sql.ErrNoRows {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("last alert: %w", err)
-	}
-	a.At = fromMS(at)
-	return &a, nil
+	return &alerts[0], nil
 }
 
 // DeliveryQuery selects deliveries for the support search. Empty fields do not filter.
