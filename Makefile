@@ -14,10 +14,12 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/qgate ./cmd/qgate
 	$(GO) build -o $(BIN)/qualtrics-sim ./cmd/qualtrics-sim
 
-# The whole suite with the race detector; fuzz seed corpora run as ordinary tests.
+# The whole suite with the race detector; fuzz seed corpora run as ordinary tests. One package
+# at a time (-p 1): the latency and rate tests of internal/app must not share the 2 cores with
+# the process-level tests of internal/e2e.
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 20m ./...
 	@if [ -z "$$QGATE_TEST_DATABASE_URL" ]; then \
 		echo "NOTE: the PostgreSQL store suite was SKIPPED; set QGATE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run it"; \
 	else echo "PostgreSQL store suite ran against $$QGATE_TEST_DATABASE_URL"; fi
