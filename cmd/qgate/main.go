@@ -80,6 +80,14 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 	defer log.Sync()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			log.Error("qgate could not start its profiler listener", zap.Error(err))
+			return 1
+		}
+		defer stopDebug()
+	}
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		log.Error("qgate could not start", zap.Error(err))

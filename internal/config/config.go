@@ -46,6 +46,10 @@ type Config struct {
 	LogLevel        string        // QGATE_LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // QGATE_SHUTDOWN_TIMEOUT
 	ShutdownDrain   time.Duration // QGATE_SHUTDOWN_DRAIN: on SIGTERM, answer 503 (readyz too) this long before closing the listener
+
+	// DebugAddr, when set, serves Go's profiler (net/http/pprof) on a second listener. It
+	// must be a loopback address: profiles show internals and carry no authentication.
+	DebugAddr string // QGATE_DEBUG_ADDR, e.g. 127.0.0.1:6060; empty (the default): off
 }
 
 // Default returns the embedded-default configuration.
@@ -148,6 +152,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str("QGATE_LOG_LEVEL", &c.LogLevel)
 	dur("QGATE_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("QGATE_SHUTDOWN_DRAIN", &c.ShutdownDrain)
+	str("QGATE_DEBUG_ADDR", &c.DebugAddr)
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (QGATE_ADDR)")
@@ -243,6 +248,13 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownDrain < 0 || c.ShutdownDrain+5*time.Second > 30*time.Second {
 		bad("QGATE_SHUTDOWN_DRAIN=%s: want 0 to 25s (the process must exit within 30 s of SIGTERM)", c.ShutdownDrain)
+	}
+	if c.DebugAddr != "" {
+		host, port, err := net.SplitHostPort(c.DebugAddr)
+		ip := net.ParseIP(host)
+		if err != nil || port == "" || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			bad("QGATE_DEBUG_ADDR=%q: want a loopback host:port such as 127.0.0.1:6060 (the profiler has no authentication)", c.DebugAddr)
+		}
 	}
 	return errors.Join(errs...)
 }

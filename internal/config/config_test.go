@@ -53,8 +53,9 @@ func TestLoadNamesEveryBadSetting(t *testing.T) {
 		"QGATE_ADMIN_KEY":      "short",
 		"QGATE_ALLOWED_HOSTS":  "https://x.com/",
 		"QGATE_SHUTDOWN_DRAIN": "40s",
+		"QGATE_DEBUG_ADDR":     "0.0.0.0:6060",
 	}))
-	for _, name := range []string{"QGATE_ADDR", "QGATE_KAFKA_BROKERS", "QGATE_DATABASE_URL", "QGATE_ADMIN_KEY", "QGATE_ALLOWED_HOSTS", "QGATE_SECRET_KEY", "QGATE_SHUTDOWN_DRAIN"} {
+	for _, name := range []string{"QGATE_ADDR", "QGATE_KAFKA_BROKERS", "QGATE_DATABASE_URL", "QGATE_ADMIN_KEY", "QGATE_ALLOWED_HOSTS", "QGATE_SECRET_KEY", "QGATE_SHUTDOWN_DRAIN", "QGATE_DEBUG_ADDR"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}
@@ -70,6 +71,21 @@ func TestDecodeSecretKey(t *testing.T) {
 	for _, bad := range []string{"", "abc", strings.Repeat("0f", 16), strings.Repeat("zz", 32)} {
 		if _, err := DecodeSecretKey(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestDebugAddrMustBeLoopback(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:6060": true, "[::1]:6060": true, "localhost:6060": true,
+		":6060": false, "0.0.0.0:6060": false, "10.0.0.5:6060": false, "127.0.0.1": false,
+	} {
+		c, err := Load(nil, env(map[string]string{"QGATE_DEBUG_ADDR": addr}))
+		if ok && (err != nil || c.DebugAddr != addr) {
+			t.Errorf("%q refused: %v", addr, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "QGATE_DEBUG_ADDR")) {
+			t.Errorf("%q accepted (err %v)", addr, err)
 		}
 	}
 }

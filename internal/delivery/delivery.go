@@ -56,11 +56,47 @@ type Job struct {
 	Payload       json.RawMessage `json:"payload"`
 }
 
-// ID returns the stable delivery ID of (update, destination). It is also the Idempotency-Key
-// sent to the destination, so retries and redeliveries after a crash carry the same key.
+// ID returns the stable delivery ID of (update, destination): "dlv_" and 32 hex digits. It is
+// also the Idempotency-Key sent to the destination, so retries and redeliveries after a crash
+// carry the same key.
+//
+// When the update ID is a UUIDv7 (qgate's own, update.NewID), the first 12 hex digits are its
+// 48-bit millisecond timestamp and the other 20 a hash of (update, destination). Time-ordered
+// IDs keep the store's indexes keyed by delivery ID (deliveries, attempts, parked) appending at
+// their right edge, where the pages are already cached, instead of touching a random page of an
+// ever larger index for every insert and lookup. Any other update ID gives 32 hex digits of the
+// hash.
 func ID(updateID, destinationID string) string {
 	h := sha256.Sum256([]byte(updateID + "\x00" + destinationID))
-	return "dlv_" + hex.EncodeToString(h[:16])
+	var buf [36]byte
+	copy(buf[:], "dlv_")
+	if ts, ok := uuidV7Time(updateID); ok {
+		copy(buf[4:], ts)
+		hex.Encode(buf[16:], h[:10])
+	} else {
+		hex.Encode(buf[4:], h[:16])
+	}
+	return string(buf[:])
+}
+
+// uuidV7Time returns the 12 hex digits of a UUIDv7's timestamp (lower case), if id is one.
+func uuidV7Time(id string) ([]byte, bool) {
+	// xxxxxxxx-xxxx-7xxx-[89ab]xxx-xxxxxxxxxxxx
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[14] != '7' || id[18] != '-' || id[23] != '-' {
+		return nil, false
+	}
+	ts := make([]byte, 0, 12)
+	for _, c := range []byte(id[0:8] + id[9:13]) {
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		case c >= 'A' && c <= 'F':
+			c += 'a' - 'A'
+		default:
+			return nil, false
+		}
+		ts = append(ts, c)
+	}
+	return ts, true
 }
 
 // EncodeJob serialises a job.

@@ -211,33 +211,50 @@ func (s *DB) DeliveryStatus(ctx context.Context, deliveryID string) (delivery.St
 
 // Finished returns which of the given deliveries have already ended (delivered, dead-lettered
 // or excluded), in one query.
+//
+// The query looks the IDs up by primary key and filters the status here. With the status in
+// the WHERE clause SQLite's planner prefers the deliveries_status index for a long ID list and
+// scans every finished delivery instead (0.3 s instead of 6 ms for 100 IDs among 100,000
+// deliveries): TestFinishedUsesThePrimaryKey guards the plan.
 func (s *DB) Finished(ctx context.Context, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if len(ids) == 0 {
 		return out, nil
 	}
-	var b strings.Builder
-	args := make([]any, len(ids))
-	b.WriteString(`SELECT delivery_id FROM deliveries WHERE status IN ('delivered', 'dead_lettered', 'excluded') AND delivery_id IN (`)
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("$" + strconv.Itoa(i+1))
-		args[i] = id
-	}
-	b.WriteByte(')')
-	rows, err := s.db.QueryContext(ctx, b.String(), args...)
+	rows, err := s.db.QueryContext(ctx, finishedQuery(len(ids)), anyArgs(ids)...)
 	if err != nil {
 		return nil, fmt.Errorf("finished deliveries: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var id, st string
+		if err := rows.Scan(&id, &st); err != nil {
 			return nil, err
 		}
-		out[id] = true
+		if delivery.Status(st).Terminal() {
+			out[id] = true
+		}
 	}
 	return out, rows.Err()
+}
+
+func finishedQuery(n int) string {
+	var b strings.Builder
+	b.WriteString(`SELECT delivery_id, status FROM deliveries WHERE delivery_id IN (`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("$" + strconv.Itoa(i+1))
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+func anyArgs(ids []string) []any {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return args
 }

@@ -136,6 +136,8 @@ func placeholders(from, n int) string {
 
 // RunPruner prunes what is older than retention (see Prune) at once and then every interval,
 // until ctx ends. Failures are logged and retried at the next interval.
+//
+// After each pass it refreshes SQLite's planner statistics (Optimize).
 func RunPruner(ctx context.Context, s *DB, retention, interval time.Duration, log *zap.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -151,10 +153,27 @@ func RunPruner(ctx context.Context, s *DB, retention, interval time.Duration, lo
 		case n > 0:
 			log.Info("pruned status store", zap.Int64("deleted", n), zap.Time("before", before), zap.Duration("took", time.Since(start)))
 		}
+		if err := s.Optimize(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("refresh query planner statistics", zap.Error(err))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// Optimize refreshes SQLite's query planner statistics (ANALYZE; analysis_limit, set when the
+// database is opened, makes it sample about a thousand rows per index, so it stays cheap on
+// large tables). Without statistics SQLite picks indexes by rules of thumb, which choose badly
+// for some of qgate's queries once tables are large (TestStore "query plans"); Open runs it and
+// the pruner after each pass. PostgreSQL's autovacuum keeps its own statistics, so there it
+// does nothing.
+func (s *DB) Optimize(ctx context.Context) error {
+	if s.dialect != SQLite {
+		return nil
+	}
+	_, err := s.db.ExecContext(ctx, `ANALYZE`)
+	return err
 }

@@ -57,7 +57,7 @@ func Open(ctx context.Context, url, dataDir string) (*DB, error) {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 		path := filepath.Join(dataDir, "qgate.db")
-		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=analysis_limit(1000)&_txlock=immediate"
 		db, err := sql.Open("sqlite", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
@@ -72,6 +72,10 @@ func Open(ctx context.Context, url, dataDir string) (*DB, error) {
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
 		return nil, err
+	}
+	if err := s.Optimize(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("optimize: %w", err)
 	}
 	return s, nil
 }

@@ -35,6 +35,7 @@ type deliverCommon struct {
 	stores     string
 	pgURL      string
 	cpuprofile string
+	qgateProf  string
 	keep       bool
 	failOnMiss bool
 }
@@ -46,6 +47,7 @@ func (c *deliverCommon) register(fs *flag.FlagSet, retention int64) {
 	fs.StringVar(&c.stores, "store", "sqlite", "sqlite, postgres, or both (comma list)")
 	fs.StringVar(&c.pgURL, "pg-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server (any database on it) where each run creates, and then drops, a fresh database qbench_<random>")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of qbench itself (load generator and sink) to this file")
+	fs.StringVar(&c.qgateProf, "qgate-cpuprofile", "", "write a CPU profile of qgate serve over each run's measured window to this file (run N > 1 adds .N); qgate then serves its profiler on a loopback port (QGATE_DEBUG_ADDR)")
 	fs.BoolVar(&c.keep, "keep", false, "keep each run's temp dir (logs, data) and print its path")
 	fs.BoolVar(&c.failOnMiss, "fail-on-miss", false, "exit 3 when a median misses its target")
 }
@@ -109,7 +111,14 @@ func runScenario(ctx context.Context, name string, c deliverCommon, env []string
 			if err != nil {
 				return 1, err
 			}
-			st, err := startStack(ctx, stackConfig{bin: bin, dir: dir, retention: c.retention, postgres: pg, pgURL: c.pgURL, env: env})
+			prof := ""
+			if c.qgateProf != "" {
+				prof = c.qgateProf
+				if r > 1 || len(stores) > 1 {
+					prof = fmt.Sprintf("%s.%s.%d", c.qgateProf, map[bool]string{false: "sqlite", true: "postgres"}[pg], r)
+				}
+			}
+			st, err := startStack(ctx, stackConfig{bin: bin, dir: dir, retention: c.retention, postgres: pg, pgURL: c.pgURL, env: env, cpuprofile: prof})
 			if err != nil {
 				os.RemoveAll(dir)
 				return 1, err
@@ -215,8 +224,12 @@ func cmdDeliver(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		}
 		d0, a0, c0, t0 := sink.Delivered(), f.accepted.Load(), cpu.sample(), time.Now()
 		n0 := sink.Counts().Conns
+		profDone := st.profileQgate(ctx, window)
 		if !sleepCtx(ctx, window) {
 			return nil, ctx.Err()
+		}
+		if err := <-profDone; err != nil {
+			return nil, err
 		}
 		d1, a1, c1, t1 := sink.Delivered(), f.accepted.Load(), cpu.sample(), time.Now()
 		n1 := sink.Counts().Conns

@@ -34,6 +34,9 @@ type stackConfig struct {
 	postgres  bool   // store on a fresh PostgreSQL database, else SQLite in the data dir
 	pgURL     string // admin URL used to CREATE/DROP the fresh database
 	env       []string
+	// cpuprofile, when set, makes qgate serve its profiler on a loopback port, and
+	// profileQgate writes a CPU profile of qgate to this file.
+	cpuprofile string
 }
 
 // stack is one run's processes: broker, qgate serve, and what qbench created in them.
@@ -48,6 +51,7 @@ type stack struct {
 	dataDir   string
 	dbURL     string // fresh PostgreSQL database URL ("" on SQLite)
 	dropDB    func()
+	debugAddr string // qgate's profiler listener (QGATE_DEBUG_ADDR), when cfg.cpuprofile is set
 }
 
 func (s *stack) storeName() string {
@@ -114,6 +118,13 @@ func startStack(ctx context.Context, cfg stackConfig) (*stack, error) {
 	)
 	if s.dbURL != "" {
 		env = append(env, "QGATE_DATABASE_URL="+s.dbURL)
+	}
+	if cfg.cpuprofile != "" {
+		if s.debugAddr, err = freeAddr(); err != nil {
+			s.stop()
+			return nil, err
+		}
+		env = append(env, "QGATE_DEBUG_ADDR="+s.debugAddr)
 	}
 	env = append(env, cfg.env...)
 	s.serve, err = startProc("qgate", cfg.bin, []string{"serve"}, env, filepath.Join(cfg.dir, "qgate.log"), nil)
@@ -359,4 +370,44 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], ",")
+}
+
+// profileQgate starts a CPU profile of qgate serve lasting d and writes it to cfg.cpuprofile;
+// the channel yields the outcome once the file is written. Without -qgate-cpuprofile it yields
+// nil at once.
+func (s *stack) profileQgate(ctx context.Context, d time.Duration) <-chan error {
+	done := make(chan error, 1)
+	if s.cfg.cpuprofile == "" {
+		done <- nil
+		return done
+	}
+	go func() {
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.debugAddr, max(1, int(d.Round(time.Second)/time.Second)))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- fmt.Errorf("qgate profile: %w", err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("qgate profile: %s", resp.Status)
+			return
+		}
+		f, err := os.Create(s.cfg.cpuprofile)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		done <- err
+	}()
+	return done
 }
