@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -572,4 +573,81 @@ func TestTimingOpenCircuitParksWithoutWaitingForTheLimiter(t *testing.T) {
 			t.Fatalf("%d sends, want the %d that opened the circuit", n, trips)
 		}
 	})
+}
+
+// At 3,000/min a lane that has been idle sends a burst of 20 at once and then one every
+// 60/2,981 s, and no 60-second window holds more than 3,001 calls (the bound of one call every
+// 20 ms); a lane that has just started has no burst to spend.
+func TestTimingRateLimitBurstKeepsTheMinuteBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 3300
+		r := startRig(t, Options{}, 3000, func(string, int, int) reply { return ok200() })
+		defer r.close()
+
+		// A new lane: its first two calls are one interval apart, not a burst.
+		start := time.Now()
+		r.offer("warm-1")
+		r.offer("warm-2")
+		advance(time.Second)
+		warm := r.snd.all()
+		if len(warm) != 2 || warm[1].at.Sub(warm[0].at) < 20*time.Millisecond {
+			t.Fatalf("a new lane's first calls: %v after start, want 2 at least 20ms apart", atOffsets(warm, start))
+		}
+
+		// Idle for a second: the bucket is full.
+		burstAt := time.Now()
+		for i := range n {
+			r.offer(fmt.Sprintf("p%04d", i))
+		}
+		advance(3 * time.Minute)
+		sends := r.snd.all()[2:]
+		if len(sends) != n {
+			t.Fatalf("%d sends, want %d", len(sends), n)
+		}
+		at := func(i int) time.Duration { return sends[i].at.Sub(burstAt) }
+		if at(19) != 0 || at(20) == 0 {
+			t.Errorf("burst: call 20 at +%v, call 21 at +%v; want 20 at once, then the rate", at(19), at(20))
+		}
+		interval := time.Minute / 2981
+		for i := 21; i < n; i++ {
+			if gap := sends[i].at.Sub(sends[i-1].at); gap < interval-time.Microsecond || gap > interval+time.Millisecond {
+				t.Fatalf("call %d came %v after the previous one, want %v", i, gap, interval)
+			}
+		}
+		all := r.snd.all()
+		for i, j := 0, 0; i < len(all); i++ {
+			for j < len(all) && all[j].at.Sub(all[i].at) <= time.Minute {
+				j++
+			}
+			if j-i > 3001 {
+				t.Fatalf("%d calls in the 60 s from +%v", j-i, all[i].at.Sub(start))
+			}
+		}
+	})
+}
+
+func TestLimiterShapeHoldsTheMinute(t *testing.T) {
+	for _, perMin := range []int{1, 2, 59, 60, 149, 150, 299, 300, 1000, 3000, 6000, 100000} {
+		lim, burst := limiterShape(perMin)
+		if burst < 1 || burst > 20 || lim <= 0 {
+			t.Errorf("%d/min: burst %d, rate %v", perMin, burst, lim)
+		}
+		if most := float64(burst) + 60*float64(lim); most > float64(perMin)+1+1e-9 {
+			t.Errorf("%d/min: up to %.2f calls in 60 s", perMin, most)
+		}
+		if float64(lim)*60 < float64(perMin)*0.99 && perMin >= 3000 {
+			t.Errorf("%d/min: sustained %.1f/min, more than 1%% below the limit", perMin, float64(lim)*60)
+		}
+	}
+	if l := newLimiter(3000); l.Tokens() > 1.01 {
+		t.Errorf("a new limiter holds %.2f tokens, want 1", l.Tokens())
+	}
+}
+
+func atOffsets(s []sendRec, from time.Time) []time.Duration {
+	var out []time.Duration
+	for _, x := range s {
+		out = append(out, x.at.Sub(from))
+	}
+	return out
 }

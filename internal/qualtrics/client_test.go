@@ -223,8 +223,12 @@ func TestSendConcurrent(t *testing.T) {
 	if failed.Load() != 0 || srv.requests.Load() != 400 {
 		t.Fatalf("failed %d, server saw %d of 400", failed.Load(), srv.requests.Load())
 	}
-	if n := srv.conns.Load(); n > 8 {
-		t.Errorf("opened %d connections for 8 workers; keep-alive not reused", n)
+	// Keep-alive reuse: 400 requests over a handful of connections. Not exactly 8: when a
+	// request finds no idle connection because another worker is just returning one, the
+	// transport dials a new one (and keeps whichever is free first), so under load a few more
+	// than 8 are opened; without reuse it would be 400.
+	if n := srv.conns.Load(); n > 16 {
+		t.Errorf("opened %d connections for 400 requests from 8 workers; keep-alive not reused", n)
 	}
 }
 

@@ -259,9 +259,10 @@ INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) 
 		}
 		return table + "_pkey"
 	}
+	finishedQ, finishedA := db.finishedQuery(finishedIDs(100))
 	cases := []planCase{
 		{"finished deliveries among a batch of jobs (Finished)", pk("deliveries"),
-			finishedQuery(100), finishedArgs(100)},
+			finishedQ, finishedA},
 		{"deliveries of an update (GetUpdate)", "deliveries_update",
 			`SELECT d.delivery_id FROM deliveries d WHERE d.update_id = $1 ORDER BY d.destination_id`, []any{"u77"}},
 		{"a delivery (GetDelivery)", pk("deliveries"),
@@ -327,10 +328,10 @@ type planCase struct {
 	args           []any
 }
 
-func finishedArgs(n int) []any {
+func finishedIDs(n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = "d" + strconv.Itoa(100+i*37)
 	}
-	return anyArgs(ids)
+	return ids
 }

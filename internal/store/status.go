@@ -45,7 +45,7 @@ func (s *DB) Apply(ctx context.Context, b Batch) error {
 	if err := w.applyEvents(ctx, b.Events); err != nil {
 		return err
 	}
-	if err := s.applyParking(ctx, tx, b); err != nil {
+	if err := s.applyParking(ctx, w, b); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

@@ -59,6 +59,7 @@ var (
 // rowWriter runs the statements of one Apply: multi-row on PostgreSQL; on SQLite one row per
 // statement, each statement prepared once.
 type rowWriter struct {
+	s       *DB
 	tx      *sql.Tx
 	maxRows int
 	stmts   map[string]*sql.Stmt
@@ -66,11 +67,13 @@ type rowWriter struct {
 
 func (s *DB) rowWriter(tx *sql.Tx) *rowWriter {
 	if s.dialect == SQLite {
-		return &rowWriter{tx: tx, maxRows: 1, stmts: map[string]*sql.Stmt{}}
+		return &rowWriter{s: s, tx: tx, maxRows: 1, stmts: map[string]*sql.Stmt{}}
 	}
-	return &rowWriter{tx: tx, maxRows: maxChunkRows}
+	return &rowWriter{s: s, tx: tx, maxRows: maxChunkRows}
 }
 
+// exec runs q in the transaction: on SQLite through the store's prepared statement (DB.prepared),
+// on PostgreSQL as is.
 func (w *rowWriter) exec(ctx context.Context, q string, args ...any) error {
 	if w.stmts == nil {
 		_, err := w.tx.ExecContext(ctx, q, args...)
@@ -78,10 +81,11 @@ func (w *rowWriter) exec(ctx context.Context, q string, args ...any) error {
 	}
 	st, ok := w.stmts[q]
 	if !ok {
-		var err error
-		if st, err = w.tx.PrepareContext(ctx, q); err != nil {
+		shared, err := w.s.prepared(ctx, q)
+		if err != nil {
 			return err
 		}
+		st = w.tx.StmtContext(ctx, shared)
 		w.stmts[q] = st
 	}
 	_, err := st.ExecContext(ctx, args...)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -37,6 +38,8 @@ var migrations embed.FS
 type DB struct {
 	db      *sql.DB
 	dialect Dialect
+	// stmts holds SQLite statements prepared once for the life of the store (see prepared).
+	stmts sync.Map // query → *sql.Stmt
 }
 
 // Open opens PostgreSQL when url is a postgres:// URL, else SQLite at dataDir/qgate.db, and
@@ -87,7 +90,37 @@ func (s *DB) Dialect() Dialect { return s.dialect }
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	s.stmts.Range(func(_, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
+
+// prepared returns q prepared once for the store's life, on SQLite. The SQLite driver compiles a
+// statement on every call that has arguments (there is no statement cache under database/sql),
+// which for the status writer's small transactions cost about a quarter of their CPU. A
+// statement prepared on the *sql.DB is compiled once per pooled connection, and a transaction
+// reuses it through Tx.StmtContext. On PostgreSQL it returns nil: pgx caches prepared statements
+// per connection by itself.
+func (s *DB) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s.dialect != SQLite {
+		return nil, nil
+	}
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
 
 // migrate applies the embedded migrations not yet applied, each in its own transaction. On
 // PostgreSQL an advisory lock makes nodes that start together apply them once.

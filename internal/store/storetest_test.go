@@ -153,4 +153,5 @@ func suite(t *testing.T, b backend) {
 	t.Run("replay dead letters", func(t *testing.T) { testReplayDeadLetters(t, b.open(t)) })
 	t.Run("last alert", func(t *testing.T) { testLastAlert(t, b.open(t)) })
 	t.Run("parked due rounds up", func(t *testing.T) { testParkedDueRoundsUp(t, b.open(t)) })
+	t.Run("finished", func(t *testing.T) { testFinished(t, b.open(t)) })
 }

@@ -321,8 +321,12 @@ func cmdLatency(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			defer close(cpuDone)
 			if sleepCtx(ctx, time.Until(t0)) {
 				c0, w0 = cpu.sample(), time.Now()
+				prof := st.profileQgate(ctx, window)
 				if sleepCtx(ctx, time.Until(t1)) {
 					c1, w1 = cpu.sample(), time.Now()
+				}
+				if err := <-prof; err != nil {
+					fmt.Fprintf(stderr, "qbench: %v\n", err)
 				}
 			}
 		}()
