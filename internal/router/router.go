@@ -6,6 +6,7 @@ package router
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,9 +62,19 @@ func New(src Source, dests Destinations, jobs Publisher, status StatusWriter, lo
 // maxBatch bounds how many records are handled (and committed) together.
 const maxBatch = 500
 
-// Run routes until ctx is cancelled or the source closes. Each batch is recorded durably,
+// Run routes until ctx is cancelled or the source closes. Each batch is recorded durably and
 // queued, and only then committed; a failing step is retried with backoff, never skipped.
+//
+// The two durable steps of a batch run at the same time (neither needs the other: a delivery
+// event that lands before its update's "pending" one wins, see store's upsert rules), and the
+// commit runs in the background while the next batch is routed: commits are cumulative per
+// partition, so a commit that is still running or has failed is covered by the next one. This
+// keeps the router's cycle at the slower of the two steps instead of the sum of three round
+// trips — the cycle every accepted update waits for. Run returns once the commit of everything
+// it handled has been attempted (bounded by 10 s when stopping).
 func (r *Router) Run(ctx context.Context) error {
+	c := newCommitter(r)
+	defer c.close()
 	recs := r.src.Records()
 	for {
 		var batch []queue.Record
@@ -88,47 +99,151 @@ func (r *Router) Run(ctx context.Context) error {
 				break fill
 			}
 		}
-		if err := r.handle(ctx, batch); err != nil {
-			return err
+		if !r.handle(ctx, batch) {
+			return nil // stopping: the batch is read again after restart
+		}
+		c.add(batch)
+	}
+}
+
+// handle records and queues one batch, retrying each step until it succeeds. It returns false
+// when ctx ends first.
+func (r *Router) handle(ctx context.Context, recs []queue.Record) bool {
+	b, msgs := r.route(recs)
+	var wg sync.WaitGroup
+	var wrote, queued bool
+	wg.Go(func() { wrote = r.retry(ctx, func(ctx context.Context) error { return r.status.Write(ctx, b) }) })
+	wg.Go(func() { queued = r.retry(ctx, func(ctx context.Context) error { return r.jobs.Publish(ctx, msgs) }) })
+	wg.Wait()
+	if !wrote || !queued {
+		return false
+	}
+	r.metrics.updates.Add(float64(len(recs)))
+	return true
+}
+
+// retry runs step until it succeeds (true) or ctx ends (false).
+func (r *Router) retry(ctx context.Context, step func(context.Context) error) bool {
+	for attempt := 0; ; attempt++ {
+		err := step(ctx)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		r.log.Warn("router step failed; retrying", zap.Error(err), zap.Int("attempt", attempt+1))
+		r.metrics.retries.Inc()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff(attempt)):
 		}
 	}
 }
 
-// handle routes one batch, retrying until it succeeds or ctx ends.
-func (r *Router) handle(ctx context.Context, recs []queue.Record) error {
-	b, msgs := r.route(recs)
+// committer commits handled batches in the background, in order, coalescing what piles up
+// while a commit is in flight (or failing) into the next commit.
+type committer struct {
+	r       *Router
+	ctx     context.Context // ends 10 s after close is called
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	pending map[partition]int64 // the highest handled offset of each partition not yet committed
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newCommitter(r *Router) *committer {
 	// Once a batch is recorded and queued its commit is owed even when stopping: otherwise the
-	// batch is routed (and its deliveries sent) again after the restart.
-	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	steps := []struct {
-		ctx context.Context
-		run func(context.Context) error
-	}{
-		{ctx, func(ctx context.Context) error { return r.status.Write(ctx, b) }},
-		{ctx, func(ctx context.Context) error { return r.jobs.Publish(ctx, msgs) }},
-		{commitCtx, func(ctx context.Context) error { return r.src.Commit(ctx, recs...) }},
-	}
-	for _, step := range steps {
-		for attempt := 0; ; attempt++ {
-			err := step.run(step.ctx)
-			if err == nil {
-				break
-			}
-			if step.ctx.Err() != nil {
-				return nil // shutting down: the records are read again after restart
-			}
-			r.log.Warn("router step failed; retrying", zap.Error(err), zap.Int("attempt", attempt+1))
-			r.metrics.retries.Inc()
-			select {
-			case <-step.ctx.Done():
-				return nil
-			case <-time.After(backoff(attempt)):
-			}
+	// batch is routed (and its deliveries sent) again after the restart. So commits have their
+	// own context, which close ends 10 s after it is called.
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &committer{r: r, ctx: ctx, cancel: cancel, pending: map[partition]int64{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+type partition struct {
+	topic string
+	n     int
+}
+
+// add queues a handled batch for commit. Only the highest offset per partition is kept (a
+// commit covers everything below it), so what waits for a commit while the broker is away
+// stays a few bytes per partition.
+func (c *committer) add(batch []queue.Record) {
+	c.mu.Lock()
+	for _, rec := range batch {
+		p := partition{rec.Topic, rec.Partition}
+		if off, ok := c.pending[p]; !ok || rec.Offset > off {
+			c.pending[p] = rec.Offset
 		}
 	}
-	r.metrics.updates.Add(float64(len(recs)))
-	return nil
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what is pending as one record per partition (without key or value) and clears it.
+func (c *committer) take() []queue.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	recs := make([]queue.Record, 0, len(c.pending))
+	for p, off := range c.pending {
+		recs = append(recs, queue.Record{Topic: p.topic, Partition: p.n, Offset: off})
+	}
+	clear(c.pending)
+	return recs
+}
+
+func (c *committer) run() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.wake:
+			c.commit()
+		case <-c.stop:
+			c.commit()
+			return
+		}
+	}
+}
+
+// commit commits what is pending, retrying with backoff; batches handled meanwhile join the
+// retry (commits are cumulative per partition).
+func (c *committer) commit() {
+	recs := c.take()
+	for attempt := 0; len(recs) > 0; attempt++ {
+		err := c.r.src.Commit(c.ctx, recs...)
+		if err == nil {
+			return
+		}
+		if c.ctx.Err() != nil {
+			c.r.log.Warn("router commit abandoned while stopping; those updates will be routed again after restart", zap.Error(err))
+			return
+		}
+		c.r.log.Warn("router commit failed; retrying", zap.Error(err), zap.Int("attempt", attempt+1))
+		c.r.metrics.retries.Inc()
+		select {
+		case <-time.After(backoff(attempt)):
+		case <-c.ctx.Done():
+		}
+		recs = append(recs, c.take()...) // later offsets of a partition win in the commit
+	}
+}
+
+// close commits what is still owed (for at most 10 s) and stops.
+func (c *committer) close() {
+	close(c.stop)
+	t := time.AfterFunc(10*time.Second, c.cancel)
+	<-c.done
+	t.Stop()
+	c.cancel()
 }
 
 func backoff(attempt int) time.Duration {
