@@ -99,17 +99,27 @@ func uuidV7Time(id string) ([]byte, bool) {
 	return ts, true
 }
 
-// EncodeJob serialises a job.
+// EncodeJob serialises a job: json.Marshal of j at JobVersion, byte for byte. The jobs qgate
+// writes are encoded by hand (appendJob, job.go: json.Marshal of jobs was ~1.1% of qgate's
+// CPU); any other goes through json.Marshal.
 func EncodeJob(j Job) ([]byte, error) {
 	j.V = JobVersion
+	if b, ok := appendJob(make([]byte, 0, jobSize(&j)), &j); ok {
+		return b, nil
+	}
 	return json.Marshal(j)
 }
 
-// DecodeJob parses a job.
+// DecodeJob parses a job as json.Unmarshal does. The jobs qgate writes are decoded by hand
+// (decodeJob, job.go: json.Unmarshal of jobs was ~2.4% of qgate's CPU); any other input goes
+// through json.Unmarshal.
 func DecodeJob(b []byte) (Job, error) {
-	var j Job
-	if err := json.Unmarshal(b, &j); err != nil {
-		return Job{}, fmt.Errorf("decode job: %w", err)
+	j, ok := decodeJob(b)
+	if !ok {
+		j = Job{}
+		if err := json.Unmarshal(b, &j); err != nil {
+			return Job{}, fmt.Errorf("decode job: %w", err)
+		}
 	}
 	if j.V < 1 || j.V > JobVersion {
 		return Job{}, fmt.Errorf("decode job: unsupported version %d", j.V)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/qgate/qgate/internal/jsonscan"
 )
 
 // Version is the envelope format this build writes. Readers accept versions up to it.
@@ -46,11 +48,16 @@ func AppendEncode(dst []byte, e Envelope) []byte {
 // ErrVersion reports an envelope from a newer qgate than this one.
 var ErrVersion = errors.New("unsupported envelope version")
 
-// Decode parses an envelope.
+// Decode parses an envelope as json.Unmarshal does. The envelopes qgate writes (AppendEncode)
+// are decoded by hand (decode: json.Unmarshal of envelopes was ~1.7% of qgate's CPU); any
+// other input goes through json.Unmarshal.
 func Decode(b []byte) (Envelope, error) {
-	var e Envelope
-	if err := json.Unmarshal(b, &e); err != nil {
-		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
+	e, ok := decode(b)
+	if !ok {
+		e = Envelope{}
+		if err := json.Unmarshal(b, &e); err != nil {
+			return Envelope{}, fmt.Errorf("decode envelope: %w", err)
+		}
 	}
 	if e.V < 1 || e.V > Version {
 		return Envelope{}, fmt.Errorf("%w: %d", ErrVersion, e.V)
@@ -59,4 +66,21 @@ func Decode(b []byte) (Envelope, error) {
 		return Envelope{}, errors.New("decode envelope: missing updateId or profile")
 	}
 	return e, nil
+}
+
+// decode is json.Unmarshal(b, &e) for the envelopes qgate writes, without reflection and with
+// one allocation for both IDs. It reports false for any input it does not decode exactly as
+// json.Unmarshal does, which the caller then hands to json.Unmarshal: unknown, duplicated or
+// differently spelled fields (json.Unmarshal ignores the unknown and matches names without
+// regard to case), escapes or non-ASCII in the IDs or the time, null or unexpected types,
+// input that is not one valid JSON object, or a profile nested deeper than jsonscan.MaxDepth.
+func decode(b []byte) (Envelope, bool) {
+	var e Envelope
+	// The members in the order AppendEncode writes them.
+	fields := []jsonscan.Field{{Name: "v", Int: &e.V}, {Name: "updateId", String: &e.UpdateID},
+		{Name: "receivedAt", Time: &e.ReceivedAt}, {Name: "profileKey", String: &e.ProfileKey}, {Name: "profile", Raw: &e.Profile}}
+	if !jsonscan.Decode(b, fields) {
+		return Envelope{}, false
+	}
+	return e, true
 }
