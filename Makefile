@@ -30,8 +30,16 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # Explore beyond the seed corpus (not part of make test).
+# One fuzz target per `go test -fuzz` run (Go's rule); FUZZTIME each.
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzProfile -fuzztime 60s ./internal/profile
+	$(GO) test -run '^$$' -fuzz FuzzProfile -fuzztime $(FUZZTIME) ./internal/profile
+	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME) ./internal/jsonscan
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/jsonscan
+	$(GO) test -run '^$$' -fuzz FuzzEncodeJob -fuzztime $(FUZZTIME) ./internal/delivery
+	$(GO) test -run '^$$' -fuzz FuzzDecodeJob -fuzztime $(FUZZTIME) ./internal/delivery
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/update
+	$(GO) test -run '^$$' -fuzz FuzzShape -fuzztime $(FUZZTIME) ./internal/router
 
 # Benchmarks (figures in docs/benchmarks.md; ~20 minutes). On a shared machine run it as
 # `flock /tmp/qgate-bench.lock make bench` so that benchmark runs do not overlap. The delivery
