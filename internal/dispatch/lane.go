@@ -734,8 +734,9 @@ func (l *lane) setRate(perMin int) {
 // limiterShape returns the token bucket that holds a destination to perMin calls in any
 // 60-second window: a burst of perMin/150 calls (1 to 20) and a rate that leaves room for it,
 // (perMin - burst + 1)/60 a second, so burst + 60 s × rate = perMin + 1 — the same bound as one
-// call a 60/perMin seconds with a burst of one (the call at the window's very start and the one
-// at its very end; the simulator's RateGrace, and Qualtrics, allow for that edge).
+// call every 60/perMin seconds with a burst of one, which qgate has always had (the call at the
+// window's very start and the one at its very end; the simulator's RateGrace allows for that
+// edge, and a 429 from a destination that does not is retried after its Retry-After).
 //
 // Why a burst: with a burst of one, calls are spaced exactly 60/perMin seconds apart, so a
 // delivery that arrives while the previous one is less than that ago waits for its slot even
