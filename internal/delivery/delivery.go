@@ -116,11 +116,22 @@ func EncodeJob(j Job) ([]byte, error) {
 func DecodeJob(b []byte) (Job, error) {
 	j, ok := decodeJob(b)
 	if !ok {
-		j = Job{}
-		if err := json.Unmarshal(b, &j); err != nil {
-			return Job{}, fmt.Errorf("decode job: %w", err)
-		}
+		return unmarshalJob(b)
 	}
+	return checkJob(j)
+}
+
+// unmarshalJob is DecodeJob with encoding/json: its fallback, and the definition it must match.
+func unmarshalJob(b []byte) (Job, error) {
+	var j Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		return Job{}, fmt.Errorf("decode job: %w", err)
+	}
+	return checkJob(j)
+}
+
+// checkJob refuses a decoded job of an unknown version or without what a delivery needs.
+func checkJob(j Job) (Job, error) {
 	if j.V < 1 || j.V > JobVersion {
 		return Job{}, fmt.Errorf("decode job: unsupported version %d", j.V)
 	}

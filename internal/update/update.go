@@ -54,11 +54,22 @@ var ErrVersion = errors.New("unsupported envelope version")
 func Decode(b []byte) (Envelope, error) {
 	e, ok := decode(b)
 	if !ok {
-		e = Envelope{}
-		if err := json.Unmarshal(b, &e); err != nil {
-			return Envelope{}, fmt.Errorf("decode envelope: %w", err)
-		}
+		return unmarshal(b)
 	}
+	return check(e)
+}
+
+// unmarshal is Decode with encoding/json: its fallback, and the definition it must match.
+func unmarshal(b []byte) (Envelope, error) {
+	var e Envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
+	}
+	return check(e)
+}
+
+// check refuses a decoded envelope of an unknown version or without an update ID or profile.
+func check(e Envelope) (Envelope, error) {
 	if e.V < 1 || e.V > Version {
 		return Envelope{}, fmt.Errorf("%w: %d", ErrVersion, e.V)
 	}

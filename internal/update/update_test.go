@@ -3,7 +3,6 @@ package update
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -52,21 +51,6 @@ func TestIDsSortByTime(t *testing.T) {
 	}
 }
 
-// decodeJSON is Decode as it was before the hand-written decoder: the reference it must match.
-func decodeJSON(b []byte) (Envelope, error) {
-	var e Envelope
-	if err := json.Unmarshal(b, &e); err != nil {
-		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
-	}
-	if e.V < 1 || e.V > Version {
-		return Envelope{}, fmt.Errorf("%w: %d", ErrVersion, e.V)
-	}
-	if e.UpdateID == "" || len(e.Profile) == 0 {
-		return Envelope{}, errors.New("decode envelope: missing updateId or profile")
-	}
-	return e, nil
-}
-
 func errString(err error) string {
 	if err == nil {
 		return ""
@@ -77,7 +61,7 @@ func errString(err error) string {
 func checkDecode(t *testing.T, in []byte) {
 	t.Helper()
 	got, gerr := Decode(in)
-	want, werr := decodeJSON(in)
+	want, werr := unmarshal(in)
 	if !reflect.DeepEqual(got, want) || errString(gerr) != errString(werr) || errors.Is(gerr, ErrVersion) != errors.Is(werr, ErrVersion) {
 		t.Fatalf("Decode(%q)\n got %#v, %v\nwant %#v, %v", in, got, gerr, want, werr)
 	}
@@ -195,7 +179,7 @@ func BenchmarkDecode(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		dec  func([]byte) (Envelope, error)
-	}{{"json", decodeJSON}, {"hand", Decode}} {
+	}{{"json", unmarshal}, {"hand", Decode}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
