@@ -137,7 +137,7 @@ func placeholders(from, n int) string {
 // RunPruner prunes what is older than retention (see Prune) at once and then every interval,
 // until ctx ends. Failures are logged and retried at the next interval.
 //
-// After each pass it refreshes SQLite's planner statistics (Optimize).
+// After each pass, the first one included, it refreshes SQLite's planner statistics (Optimize).
 func RunPruner(ctx context.Context, s *DB, retention, interval time.Duration, log *zap.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -167,8 +167,8 @@ func RunPruner(ctx context.Context, s *DB, retention, interval time.Duration, lo
 // Optimize refreshes SQLite's query planner statistics (ANALYZE; analysis_limit, set when the
 // database is opened, makes it sample about a thousand rows per index, so it stays cheap on
 // large tables). Without statistics SQLite picks indexes by rules of thumb, which choose badly
-// for some of qgate's queries once tables are large (TestStore "query plans"); Open runs it and
-// the pruner after each pass. PostgreSQL's autovacuum keeps its own statistics, so there it
+// for some of qgate's queries once tables are large (TestStore "query plans"); RunPruner runs it
+// after each pass, the first as soon as the node starts. PostgreSQL's autovacuum keeps its own statistics, so there it
 // does nothing.
 func (s *DB) Optimize(ctx context.Context) error {
 	if s.dialect != SQLite {

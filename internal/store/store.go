@@ -76,10 +76,6 @@ func Open(ctx context.Context, url, dataDir string) (*DB, error) {
 		s.db.Close()
 		return nil, err
 	}
-	if err := s.Optimize(ctx); err != nil {
-		s.db.Close()
-		return nil, fmt.Errorf("optimize: %w", err)
-	}
 	return s, nil
 }
 
