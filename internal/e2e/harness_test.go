@@ -455,13 +455,15 @@ const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=
 
 // pgSchema creates a fresh schema on the test PostgreSQL (QGATE_TEST_DATABASE_URL, else the
 // local default) and returns a URL whose search_path is that schema; the schema is dropped at
-// cleanup. The test skips when PostgreSQL is unreachable. Call it before starting processes, so
-// that its cleanup runs after theirs.
+// cleanup. The test skips, saying so, when QGATE_TEST_DATABASE_URL is unset and the local default
+// does not answer; it fails when QGATE_TEST_DATABASE_URL is set (as in CI) and does not answer.
+// Call it before starting processes, so that its cleanup runs after theirs.
 func pgSchema(t *testing.T) string {
 	t.Helper()
 	skipShort(t)
 	base := os.Getenv("QGATE_TEST_DATABASE_URL")
-	if base == "" {
+	explicit := base != ""
+	if !explicit {
 		base = defaultTestDatabaseURL
 	}
 	u, err := url.Parse(base)
@@ -476,6 +478,9 @@ func pgSchema(t *testing.T) string {
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
+		if explicit {
+			t.Fatalf("QGATE_TEST_DATABASE_URL is set but PostgreSQL does not answer at %s: %v", u.Redacted(), err)
+		}
 		t.Skipf("PostgreSQL unreachable at %s (%v): set QGATE_TEST_DATABASE_URL to a reachable database to run this test", u.Redacted(), err)
 	}
 	schema := "qgate_e2e_" + randomHex(6)
