@@ -69,8 +69,15 @@ start() {
     local v
     v="$(cluster_version)"
     ensure_cluster "$v"
-    say "starting cluster $v/main"
-    pg_ctlcluster --skip-systemctl-redirect "$v" main start
+    # Debian's package may have started the new cluster on install: restart it then, so that the
+    # settings above apply.
+    if pg_lsclusters -h | awk -v v="$v" '$1==v && $2=="main" {print $4}' | grep -q online; then
+      say "restarting cluster $v/main"
+      pg_ctlcluster --skip-systemctl-redirect "$v" main restart
+    else
+      say "starting cluster $v/main"
+      pg_ctlcluster --skip-systemctl-redirect "$v" main start
+    fi
     for _ in $(seq 1 60); do reachable && break; sleep 0.5; done
     reachable || { say "PostgreSQL did not come up on 127.0.0.1:$PORT"; tail -20 "/var/log/postgresql/postgresql-$v-main.log" || true; exit 1; }
   fi
