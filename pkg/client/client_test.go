@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -244,15 +245,22 @@ func TestKeysDestinationsAndDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Newest first by creation time; keys made within the same millisecond tie, in any order.
 	var ids []string
-	for _, k := range keys {
+	for i, k := range keys {
 		if k.RevokedAt != nil {
 			t.Fatalf("a fresh key is revoked: %+v", k)
 		}
+		if i > 0 && k.CreatedAt.After(keys[i-1].CreatedAt) {
+			t.Fatalf("keys not newest first: %s (%v) after %s (%v)", k.ID, k.CreatedAt, keys[i-1].ID, keys[i-1].CreatedAt)
+		}
 		ids = append(ids, k.ID)
 	}
-	if want := []string{supKey.ID, opKey.ID, ingestKey.ID}; fmt.Sprint(ids) != fmt.Sprint(want) {
-		t.Fatalf("keys %v, want newest first %v", ids, want)
+	slices.Sort(ids)
+	want := []string{supKey.ID, opKey.ID, ingestKey.ID}
+	slices.Sort(want)
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("keys %v, want %v", ids, want)
 	}
 
 	// Create, conflict, list (paged and iterated), get.
