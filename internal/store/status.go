@@ -32,6 +32,9 @@ func (b Batch) size() int {
 // delivery (a terminal status is never replaced by a non-terminal one, and "pending" never
 // replaces anything) and records its attempt. How rows are written: status_batch.go.
 func (s *DB) Apply(ctx context.Context, b Batch) error {
+	if err := checkBatch(b); err != nil {
+		return fmt.Errorf("apply status: %w", err)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("apply status: %w", err)
@@ -61,7 +64,7 @@ func (s *DB) GetUpdate(ctx context.Context, updateID string) (delivery.Update, [
 	var u delivery.Update
 	var received, routed int64
 	var auds string
-	err := s.db.QueryRowContext(ctx, `SELECT update_id, profile_key, received_at, routed_at, audiences FROM updates WHERE update_id = $1`, updateID).
+	err := s.db.QueryRowContext(ctx, `SELECT update_id, profile_key, received_at, routed_at, audiences FROM updates WHERE update_id = $1`, cleanText(updateID)).
 		Scan(&u.UpdateID, &u.ProfileKey, &received, &routed, &auds)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, nil, ErrUpdateNotFound
@@ -71,13 +74,13 @@ func (s *DB) GetUpdate(ctx context.Context, updateID string) (delivery.Update, [
 	}
 	u.ReceivedAt, u.RoutedAt = fromMS(received), fromMS(routed)
 	_ = json.Unmarshal([]byte(auds), &u.Audiences)
-	recs, err := s.records(ctx, `WHERE d.update_id = $1 ORDER BY d.destination_id`, updateID)
+	recs, err := s.records(ctx, `WHERE d.update_id = $1 ORDER BY d.destination_id`, cleanText(updateID))
 	return u, recs, err
 }
 
 // GetDelivery returns one delivery with its attempts.
 func (s *DB) GetDelivery(ctx context.Context, deliveryID string) (delivery.Record, error) {
-	recs, err := s.records(ctx, `WHERE d.delivery_id = $1`, deliveryID)
+	recs, err := s.records(ctx, `WHERE d.delivery_id = $1`, cleanText(deliveryID))
 	if err != nil {
 		return delivery.Record{}, err
 	}

@@ -154,4 +154,5 @@ func suite(t *testing.T, b backend) {
 	t.Run("last alert", func(t *testing.T) { testLastAlert(t, b.open(t)) })
 	t.Run("parked due rounds up", func(t *testing.T) { testParkedDueRoundsUp(t, b.open(t)) })
 	t.Run("finished", func(t *testing.T) { testFinished(t, b.open(t)) })
+	t.Run("hostile text", func(t *testing.T) { testHostileText(t, b.open(t)) })
 }

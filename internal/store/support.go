@@ -195,7 +195,12 @@ type where struct {
 	args    []any
 }
 
+// arg adds a parameter (strings cleaned as the stored text is: see cleanText) and returns its
+// placeholder.
 func (w *where) arg(v any) string {
+	if s, ok := v.(string); ok {
+		v = cleanText(s)
+	}
 	w.args = append(w.args, v)
 	return "$" + strconv.Itoa(len(w.args))
 }
