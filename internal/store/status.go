@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/fault"
@@ -134,85 +133,4 @@ func (s *DB) records(ctx context.Context, where string, args ...any) ([]delivery
 		arows.Close()
 	}
 	return out, nil
-}
-
-// StatusWriter batches status writes off the hot path: callers hand it a batch and wait until
-// it is durable; concurrent callers' batches share one transaction.
-type StatusWriter struct {
-	db      *DB
-	reqs    chan writeReq
-	done    chan struct{}
-	maxRows int
-}
-
-type writeReq struct {
-	b   Batch
-	err chan error
-}
-
-// NewStatusWriter starts a writer over db. Close stops it after pending writes.
-func NewStatusWriter(db *DB) *StatusWriter {
-	w := &StatusWriter{db: db, reqs: make(chan writeReq, 1024), done: make(chan struct{}), maxRows: 2000}
-	go w.loop()
-	return w
-}
-
-// Write applies b durably, sharing a transaction with concurrent writes.
-func (w *StatusWriter) Write(ctx context.Context, b Batch) error {
-	if b.size() == 0 {
-		return nil
-	}
-	r := writeReq{b: b, err: make(chan error, 1)}
-	select {
-	case w.reqs <- r:
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-	select {
-	case err := <-r.err:
-		return err
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
-
-// Close stops the writer once the queued writes are applied.
-func (w *StatusWriter) Close() {
-	close(w.reqs)
-	<-w.done
-}
-
-func (w *StatusWriter) loop() {
-	defer close(w.done)
-	for first := range w.reqs {
-		reqs := []writeReq{first}
-		rows := first.b.size()
-	collect:
-		for rows < w.maxRows {
-			select {
-			case r, ok := <-w.reqs:
-				if !ok {
-					break collect
-				}
-				reqs = append(reqs, r)
-				rows += r.b.size()
-			default:
-				break collect
-			}
-		}
-		var all Batch
-		for _, r := range reqs {
-			all.Updates = append(all.Updates, r.b.Updates...)
-			all.Events = append(all.Events, r.b.Events...)
-			all.Park = append(all.Park, r.b.Park...)
-			all.Unpark = append(all.Unpark, r.b.Unpark...)
-			all.Alerts = append(all.Alerts, r.b.Alerts...)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := w.db.Apply(ctx, all)
-		cancel()
-		for _, r := range reqs {
-			r.err <- err
-		}
-	}
 }
