@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/qgate/qgate/internal/access"
@@ -88,6 +89,19 @@ func testHostileText(t *testing.T, db *DB) {
 	alerts, err := db.Alerts(ctx, "dst_h", t0, 10)
 	if err != nil || len(alerts) != 1 || alerts[0].Message != "opened after "+hostileClean {
 		t.Errorf("alert: %+v %v", alerts, err)
+	}
+
+	// A dead letter whose payload is not JSON is left alone by a replay, which replays the
+	// others: one such row does not fail the replay of every dead letter.
+	ok := event("dlv_h2", delivery.DeadLettered, 0, 0)
+	ok.UpdateID, ok.DestinationID, ok.Payload = "upd_h", "dst_h", []byte(`{"ok":true}`)
+	apply(t, db, Batch{Events: []delivery.Event{ok}})
+	if got, err := db.ReplayDeadLetters(ctx, ReplayFilter{DestinationID: "dst_h", Limit: 10}, t0.Add(time.Minute)); err != nil ||
+		len(got) != 1 || got[0].DeliveryID != "dlv_h2" {
+		t.Errorf("replay with a payload that is not JSON: %+v %v", got, err)
+	}
+	if st, err := db.DeliveryStatus(ctx, "dlv_h"); err != nil || st != delivery.DeadLettered {
+		t.Errorf("the dead letter that cannot be replayed: %q %v", st, err)
 	}
 
 	k := sampleKey("k_h", "ops "+hostile, t0)
