@@ -142,7 +142,8 @@ func (w *StatusWriter) loop() {
 // and the group has more than one batch, it applies each batch on its own and answers each
 // caller with its own outcome: a batch that cannot be written (a row the database refuses)
 // fails only its caller. A timeout is not retried batch by batch: it says the store is not
-// answering, not that a row is bad, and every caller hears it.
+// answering, not that a row is bad, and every caller hears it. The batches applied one by one
+// share one apply timeout, so a group takes at most twice that.
 func (w *StatusWriter) apply(group []*writeReq) {
 	var all Batch
 	for _, r := range group {
@@ -152,29 +153,26 @@ func (w *StatusWriter) apply(group []*writeReq) {
 		all.Unpark = append(all.Unpark, r.b.Unpark...)
 		all.Alerts = append(all.Alerts, r.b.Alerts...)
 	}
-	timedOut, err := w.applyOne(all)
+	ctx, cancel := context.WithTimeout(context.Background(), w.applyTimeout)
+	err := w.db.Apply(ctx, all)
+	timedOut := err != nil && ctx.Err() != nil
+	cancel()
 	if err == nil || len(group) == 1 || timedOut {
 		for _, r := range group {
 			r.err <- err
 		}
 		return
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), w.applyTimeout)
+	defer cancel()
 	for i, r := range group {
-		timedOut, err := w.applyOne(r.b)
+		err := w.db.Apply(ctx, r.b)
 		r.err <- err
-		if timedOut {
+		if err != nil && ctx.Err() != nil {
 			for _, rest := range group[i+1:] {
 				rest.err <- err
 			}
 			return
 		}
 	}
-}
-
-// applyOne applies b within the apply timeout and reports whether that timeout ended it.
-func (w *StatusWriter) applyOne(b Batch) (timedOut bool, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.applyTimeout)
-	defer cancel()
-	err = w.db.Apply(ctx, b)
-	return err != nil && ctx.Err() != nil, err
 }

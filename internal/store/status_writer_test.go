@@ -382,3 +382,39 @@ func testWriterClose(t *testing.T, b backend) {
 		}
 	}
 }
+
+// testWriterFallbackBudget: when a group fails and each batch is then applied on its own, those
+// applies share one apply timeout. A store that answers every transaction slowly with an
+// error (SQLite's busy timeout, say) holds the group for about two apply timeouts, not one per
+// batch, and every caller hears an error.
+func testWriterFallbackBudget(t *testing.T, b backend) {
+	db, inj := openFaulty(t, b)
+	w := NewStatusWriter(db)
+	defer w.Close()
+	w.applyTimeout = 300 * time.Millisecond
+
+	release := holdWriter(t, w, inj)
+	batches := map[string]Batch{}
+	for i := range 8 {
+		batches[fmt.Sprint("s", i)] = fullBatch(fmt.Sprint("s", i))
+	}
+	wait := writeAll(context.Background(), w, batches)
+	waitFor(t, "eight writes are queued", func() bool { return len(w.reqs) == 8 })
+	// The group fails at once; then every BEGIN takes 200 ms and fails.
+	inj.Add(storefault.Rule{Op: storefault.Exec, MatchArg: "_s", Times: 1, Err: errors.New("deadlock detected")})
+	inj.Add(storefault.Rule{Op: storefault.Begin, After: 1, Delay: 200 * time.Millisecond, Err: errors.New("database is locked")})
+	begins := inj.Calls(storefault.Begin)
+	if err := release(); err != nil {
+		t.Fatalf("gate write: %v", err)
+	}
+	for tag, err := range wait() {
+		if !errors.Is(err, storefault.ErrInjected) {
+			t.Errorf("caller %s got %v", tag, err)
+		}
+	}
+	// The gate's BEGIN was counted already; then come the group's and at most two of 200 ms within
+	// the shared 300 ms: not all eight.
+	if got := inj.Calls(storefault.Begin) - begins - 1; got > 2 {
+		t.Errorf("%d batches tried one by one after the group failed, want at most 2 within one apply timeout", got)
+	}
+}

@@ -159,4 +159,5 @@ func suite(t *testing.T, b backend) {
 	t.Run("writer store faults", func(t *testing.T) { testWriterStoreFaults(t, b) })
 	t.Run("writer caller gone", func(t *testing.T) { testWriterCallerGone(t, b) })
 	t.Run("writer close", func(t *testing.T) { testWriterClose(t, b) })
+	t.Run("writer fallback budget", func(t *testing.T) { testWriterFallbackBudget(t, b) })
 }

@@ -215,8 +215,8 @@ func values(args []driver.NamedValue) ([]driver.Value, error) {
 }
 
 // tx fails a commit by rolling the transaction back (nothing of it is applied) and returning
-// the rule's error; a blocked commit waits on the context the transaction began with. With
-// Applied it commits first.
+// the rule's error; a blocked or delayed commit waits on the context the transaction began
+// with. With Applied it commits and then returns the error.
 type tx struct {
 	in  *Injector
 	t   driver.Tx
@@ -228,23 +228,17 @@ func (t *tx) Commit() error {
 	if !ok {
 		return t.t.Commit()
 	}
-	if v.block {
-		select {
-		case <-t.ctx.Done():
-			t.t.Rollback()
-			return errors.Join(v.err, t.ctx.Err())
-		case <-v.release:
-			return t.t.Commit()
-		}
-	}
-	if v.applied {
-		if err := t.t.Commit(); err != nil {
+	if err := v.wait(t.ctx, Commit); err != nil {
+		if v.applied && t.ctx.Err() == nil {
+			if cerr := t.t.Commit(); cerr != nil {
+				return cerr
+			}
 			return err
 		}
-		return v.err
+		t.t.Rollback()
+		return err
 	}
-	t.t.Rollback()
-	return v.err
+	return t.t.Commit()
 }
 
 func (t *tx) Rollback() error { return t.t.Rollback() }

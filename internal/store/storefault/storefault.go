@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Op is a driver call a rule can fail.
@@ -52,6 +53,9 @@ type Rule struct {
 	// store that does not answer). Removing the rule (or Clear) releases the calls it blocks,
 	// which then proceed normally. A commit waits on the context its transaction began with.
 	Block bool
+	// Delay makes the call wait this long first (a slow store), or fail with the context's
+	// error if that ends sooner; then Err, when set, is returned, else the call proceeds.
+	Delay time.Duration
 	// Applied, for Commit only, commits and then reports the failure: the caller hears an error
 	// for rows that are durable (a connection lost while the commit's answer was on its way).
 	Applied bool
@@ -134,8 +138,9 @@ func (in *Injector) Wrap(c driver.Connector) driver.Connector { return &connecto
 
 // verdict is what a call should do.
 type verdict struct {
-	err     error
+	err     error // after any wait; nil: proceed (released from a block, a delay without Err)
 	block   bool
+	delay   time.Duration
 	applied bool
 	release <-chan struct{}
 }
@@ -158,11 +163,14 @@ func (in *Injector) check(op Op, query string, args []driver.NamedValue) (verdic
 		}
 		r.fired++
 		in.fired[op]++
-		err := fmt.Errorf("storefault: %s: %w", op, ErrInjected)
-		if r.Err != nil {
+		var err error
+		switch {
+		case r.Err != nil:
 			err = fmt.Errorf("storefault: %s: %w: %w", op, ErrInjected, r.Err)
+		case r.Delay == 0 && !r.Block:
+			err = fmt.Errorf("storefault: %s: %w", op, ErrInjected)
 		}
-		return verdict{err: err, block: r.Block, applied: r.Applied, release: r.release}, true
+		return verdict{err: err, block: r.Block, delay: r.Delay, applied: r.Applied, release: r.release}, true
 	}
 	return verdict{}, false
 }
@@ -190,13 +198,28 @@ func (in *Injector) fault(ctx context.Context, op Op, query string, args []drive
 	if !ok {
 		return nil
 	}
-	if !v.block {
-		return v.err
+	return v.wait(ctx, op)
+}
+
+// wait does what v says before a call: it blocks or delays, and returns the error to fail with
+// (nil: go ahead).
+func (v verdict) wait(ctx context.Context, op Op) error {
+	if v.block {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("storefault: %s blocked until the context ended: %w: %w", op, ErrInjected, ctx.Err())
+		case <-v.release:
+			return nil
+		}
 	}
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("storefault: %s blocked until the context ended: %w", op, ctx.Err())
-	case <-v.release:
-		return nil
+	if v.delay > 0 {
+		t := time.NewTimer(v.delay)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("storefault: %s delayed past the context's end: %w: %w", op, ErrInjected, ctx.Err())
+		case <-t.C:
+		}
 	}
+	return v.err
 }
