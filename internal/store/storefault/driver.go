@@ -77,7 +77,8 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if b, ok := c.c.(driver.ConnBeginTx); ok {
 		t, err = b.BeginTx(ctx, opts)
 	} else {
-		t, err = c.c.Begin() //nolint:staticcheck // the driver offers nothing else
+		//lint:ignore SA1019 the driver offers nothing else
+		t, err = c.c.Begin()
 	}
 	if err != nil {
 		return nil, err
@@ -169,7 +170,8 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 	if err != nil {
 		return nil, err
 	}
-	return s.s.Exec(vs) //nolint:staticcheck // the driver offers nothing else
+	//lint:ignore SA1019 the driver offers nothing else
+	return s.s.Exec(vs)
 }
 
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
@@ -183,7 +185,8 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 	if err != nil {
 		return nil, err
 	}
-	return s.s.Query(vs) //nolint:staticcheck // the driver offers nothing else
+	//lint:ignore SA1019 the driver offers nothing else
+	return s.s.Query(vs)
 }
 
 // CheckNamedValue asks the statement, then its connection, as database/sql would ask them
