@@ -49,9 +49,16 @@ type writeReq struct {
 	err   chan error // buffered: the loop never waits for a caller that left
 }
 
+// applyTimeout bounds a transaction of the StatusWriter, and all the one-by-one applies of a
+// group whose transaction failed. Callers usually give up sooner (the dispatcher after 10 s):
+// they then hear ErrOutcomeUnknown.
+const applyTimeout = 30 * time.Second
+
 // NewStatusWriter starts a writer over db. Close stops it after pending writes.
-func NewStatusWriter(db *DB) *StatusWriter {
-	w := &StatusWriter{db: db, reqs: make(chan *writeReq, 1024), done: make(chan struct{}), maxRows: 2000, applyTimeout: 30 * time.Second}
+func NewStatusWriter(db *DB) *StatusWriter { return newStatusWriter(db, applyTimeout) }
+
+func newStatusWriter(db *DB, timeout time.Duration) *StatusWriter {
+	w := &StatusWriter{db: db, reqs: make(chan *writeReq, 1024), done: make(chan struct{}), maxRows: 2000, applyTimeout: timeout}
 	go w.loop()
 	return w
 }

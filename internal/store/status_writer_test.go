@@ -163,7 +163,9 @@ func testWriterStoreFaults(t *testing.T, b backend) {
 	db, inj := openFaulty(t, b)
 	w := NewStatusWriter(db)
 	defer w.Close()
-	w.applyTimeout = 500 * time.Millisecond
+	// short is a writer whose transactions time out after 500 ms, for the faults that hang.
+	short := newStatusWriter(db, 500*time.Millisecond)
+	defer short.Close()
 
 	batches := func(prefix string) map[string]Batch {
 		out := map[string]Batch{}
@@ -221,11 +223,11 @@ func testWriterStoreFaults(t *testing.T, b backend) {
 
 	t.Run("commit hangs", func(t *testing.T) {
 		bs := batches("ch")
-		release := holdWriter(t, w, inj)
+		release := holdWriter(t, short, inj)
 		remove := inj.Hang(storefault.Commit)
 		defer remove()
-		wait := writeAll(ctx, w, bs)
-		waitFor(t, "five writes are queued", func() bool { return len(w.reqs) == 5 })
+		wait := writeAll(ctx, short, bs)
+		waitFor(t, "five writes are queued", func() bool { return len(short.reqs) == 5 })
 		commits := inj.Calls(storefault.Commit)
 		if err := release(); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("gate write: %v", err)
@@ -243,7 +245,7 @@ func testWriterStoreFaults(t *testing.T, b backend) {
 		bs := batches("sh")
 		remove := inj.Add(storefault.Rule{Op: storefault.Exec, Match: "INSERT INTO parked", Block: true})
 		defer remove()
-		expect(t, "hanging statement", writeAll(ctx, w, map[string]Batch{"sh0": bs["sh0"]})(), context.DeadlineExceeded)
+		expect(t, "hanging statement", writeAll(ctx, short, map[string]Batch{"sh0": bs["sh0"]})(), context.DeadlineExceeded)
 		remove()
 		applied(t, "after the fault", writeAll(ctx, w, bs)())
 	})
@@ -389,9 +391,8 @@ func testWriterClose(t *testing.T, b backend) {
 // batch, and every caller hears an error.
 func testWriterFallbackBudget(t *testing.T, b backend) {
 	db, inj := openFaulty(t, b)
-	w := NewStatusWriter(db)
+	w := newStatusWriter(db, 300*time.Millisecond)
 	defer w.Close()
-	w.applyTimeout = 300 * time.Millisecond
 
 	release := holdWriter(t, w, inj)
 	batches := map[string]Batch{}
@@ -404,9 +405,7 @@ func testWriterFallbackBudget(t *testing.T, b backend) {
 	inj.Add(storefault.Rule{Op: storefault.Exec, MatchArg: "_s", Times: 1, Err: errors.New("deadlock detected")})
 	inj.Add(storefault.Rule{Op: storefault.Begin, After: 1, Delay: 200 * time.Millisecond, Err: errors.New("database is locked")})
 	begins := inj.Calls(storefault.Begin)
-	if err := release(); err != nil {
-		t.Fatalf("gate write: %v", err)
-	}
+	release() // the gate's own outcome does not matter here
 	for tag, err := range wait() {
 		if !errors.Is(err, storefault.ErrInjected) {
 			t.Errorf("caller %s got %v", tag, err)
