@@ -176,13 +176,12 @@ func (s *Simulator) writeRaw(w http.ResponseWriter, interval time.Duration, next
 	if err != nil {
 		return
 	}
-	defer conn.Close()
 	gone := make(chan struct{})
 	go func() { // the client closing its end ends the read
 		defer close(gone)
 		_, _ = io.Copy(io.Discard, readerOf(buf, conn))
 	}()
-	defer func() { _ = conn.Close(); <-gone }()
+	defer func() { _ = conn.Close(); <-gone }() // closing ends the reader too
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for i := 0; ; i++ {
