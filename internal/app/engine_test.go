@@ -302,6 +302,7 @@ func TestLivePathKeepsOrderUnderMixedFailures(t *testing.T) {
 //     outliers of a shared machine, while a coupling to A's retry waits (200 ms–2 s), its circuit's
 //     1 s probe interval or a share of its calls moves them by hundreds of milliseconds; the
 //     status writes of A's retries and parking, which B's share, must stay within the margin.
+//     TestDownDestinationsTimersDoNotDelayOthers checks the timers part structurally.
 //
 // The three conditions are measured in interleaved rounds so that the background load, which
 // drifts over seconds, weighs on each alike.
@@ -388,6 +389,54 @@ func TestSlowOrFailingDestinationDoesNotDelayOthers(t *testing.T) {
 	if down.median > healthy.median*3/2+15*time.Millisecond || down.p90 > healthy.p90+300*time.Millisecond {
 		t.Fatalf("B's latency grew while A was down: median %v → %v, p90 %v → %v", healthy.median, down.median, healthy.p90, down.p90)
 	}
+}
+
+// TestDownDestinationsTimersDoNotDelayOthers is the isolation test's down condition made
+// structural: A answers 503 with Retry-After: 30 and its circuit, once open, waits 30 s, so none
+// of A's timers (retry waits, the probe) can fire within 30 s of the phase's start. All of B's
+// deliveries must arrive before that, while A's circuit is open and its deliveries parked: had B
+// waited for any of A's timers, it would have stalled until they fired.
+func TestDownDestinationsTimersDoNotDelayOthers(t *testing.T) {
+	const timers = 30 * time.Second
+	e := startDelivery(t, func(c *cfgT) {
+		c.DeliveryTimeout = 5 * time.Second
+		c.RetryBaseDelay, c.RetryMaxDelay, c.BreakerTimeout = 200*time.Millisecond, 2*time.Second, timers
+	})
+	destA, wfA := e.destination("downa", onAudienceA)
+	_, wfB := e.destination("downb", onAudienceA)
+	e.sim.Script(wfA, repeat(simulator.Step{Status: 503, RetryAfter: "30"}, 2000)...)
+
+	const n = 60
+	start := time.Now()
+	var last time.Time
+	for i := range n {
+		before := len(e.sim.Runs(wfB))
+		e.post(sampleProfile(fmt.Sprintf("downb%d@example.com", i), i))
+		last = e.runsWithin(wfB, before+1, timers)[before].Time
+	}
+	if last.Sub(start) >= timers {
+		t.Fatalf("B's %d deliveries took %v, past the moment A's first timer could fire", n, last.Sub(start))
+	}
+	// A was down and waiting on its timers throughout: its circuit is open, it was called only
+	// until the circuit opened, and its deliveries are parked.
+	aRuns := e.sim.Runs(wfA)
+	for _, r := range aRuns {
+		if r.Status != 503 {
+			t.Fatalf("A answered %d", r.Status)
+		}
+	}
+	parked, err := e.app.Store().CountParked(context.Background(), destA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, metrics, _ := e.do("GET", "/metrics", "", nil)
+	open := fmt.Sprintf(`qgate_destination_circuit_state{destination=%q} 2`, destA)
+	if !strings.Contains(string(metrics), open) || len(aRuns) == 0 || len(aRuns) >= n || parked == 0 {
+		t.Fatalf("A was not held by its timers: circuit open %v, %d calls of %d, %d parked",
+			strings.Contains(string(metrics), open), len(aRuns), n, parked)
+	}
+	t.Logf("%d B deliveries in %v while A's circuit was open (%d calls of A, %d parked)", n,
+		last.Sub(start).Round(time.Millisecond), len(aRuns), parked)
 }
 
 // latencies is a summary of B's latency under one condition.
