@@ -52,7 +52,7 @@ func TestHostileDestinations(t *testing.T) {
 func testHostileDestinations(t *testing.T, databaseURL string) {
 	const retryWindow = 1500 * time.Millisecond
 	e := startDelivery(t, func(c *cfgT) {
-		c.DeliveryTimeout = 500 * time.Millisecond
+		c.DeliveryTimeout = time.Second
 		c.RetryWindow = retryWindow
 		if databaseURL != "" {
 			c.DatabaseURL = databaseURL
@@ -150,15 +150,16 @@ func testHostileDestinations(t *testing.T, databaseURL string) {
 			if c.final == delivery.ReasonRetryWindow && d.UpdatedAt.Sub(d.CreatedAt) < retryWindow {
 				t.Errorf("%s: dead-lettered %v after creation, before the retry window (%v) ran out", c.name, d.UpdatedAt.Sub(d.CreatedAt), retryWindow)
 			}
-			for _, a := range d.Attempts {
-				if c.orTimeout && a.Reason == "timeout" {
-					assertSafeText(t, c.name, a.Error)
+			for i, a := range d.Attempts {
+				assertSafeText(t, c.name, a.Error)
+				// On a loaded machine any answer can miss the attempt's deadline; the attempt that
+				// decided (the last) must be the documented one, unless timeouts are documented.
+				if a.Reason == "timeout" && (c.orTimeout || i < len(d.Attempts)-1) {
 					continue
 				}
 				if a.Reason != c.attempt || !strings.Contains(a.Error, c.excerpt) {
 					t.Errorf("%s: attempt %d: reason %s excerpt %q; want %s and %q", c.name, a.N, a.Reason, a.Error, c.attempt, c.excerpt)
 				}
-				assertSafeText(t, c.name, a.Error)
 			}
 		}
 	}
