@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -283,33 +283,51 @@ func TestLivePathKeepsOrderUnderMixedFailures(t *testing.T) {
 	}
 }
 
-// TestSlowOrFailingDestinationDoesNotDelayOthers measures destination B's delivery latency
-// (ingest acknowledgement → arrival) while A is healthy, then while A is slow (5 s per call)
-// and down (503), in the same run.
+// TestSlowOrFailingDestinationDoesNotDelayOthers: destination B's deliveries never wait for
+// destination A, whether A hangs (the limit of slow) or is down (503s, retries, an open circuit).
+//
+// It used to compare B's wall-clock p99 latency under each condition with a 20 %/10 ms margin,
+// which a busy shared machine breaks on its own (one run in three: 65 ms against 56 ms; B's p99
+// was seen at 630 ms with A healthy while other engineers' tests ran). So it now measures, for
+// each condition, what B could have waited for:
+//
+//   - A hangs: every A call is held by the simulator, unanswered, until the phase ends, and none
+//     can time out before DeliveryTimeout (20 s). All of B's deliveries of the phase must arrive
+//     before that, while the simulator has answered no A call at all. Any dependency of B on
+//     the completion of one of A's calls (a shared worker, a full queue blocking the consume
+//     loop, a lock held across a send) would stall B until A's calls end, and fails this
+//     check whatever the machine's noise short of 15 s.
+//   - A down: B's median latency over interleaved rounds within 1.5× + 15 ms of its median with
+//     A healthy, and its p90 within 300 ms. Medians and p90s of ~120 samples are robust to the
+//     outliers of a shared machine, while a coupling to A's retry waits (200 ms–2 s), its circuit's
+//     1 s probe interval or a share of its calls moves them by hundreds of milliseconds; the
+//     status writes of A's retries and parking, which B's share, must stay within the margin.
+//     TestDownDestinationsTimersDoNotDelayOthers checks the timers part structurally.
+//
+// The three conditions are measured in interleaved rounds so that the background load, which
+// drifts over seconds, weighs on each alike.
 func TestSlowOrFailingDestinationDoesNotDelayOthers(t *testing.T) {
+	const deliveryTimeout = 20 * time.Second
 	e := startDelivery(t, func(c *cfgT) {
-		c.DeliveryTimeout = 10 * time.Second
+		c.DeliveryTimeout = deliveryTimeout
 		// Production-like pacing for the failing destination's retries and probes.
 		c.RetryBaseDelay, c.RetryMaxDelay, c.BreakerTimeout = 200*time.Millisecond, 2*time.Second, time.Second
 	})
 	destA, wfA := e.destination("isoa", onAudienceA)
 	_, wfB := e.destination("isob", onAudienceA)
 
-	sample := func(name string, i int) time.Duration {
+	// sample ingests one update (routed to A and B) and returns B's latency (acknowledgement to
+	// arrival at B), the arrival time and the update.
+	sample := func(name string, i int) (time.Duration, time.Time, string) {
 		before := len(e.sim.Runs(wfB))
 		acked := time.Now()
-		e.post(sampleProfile(fmt.Sprintf("%s%d@example.com", name, i), i))
-		runs := e.runsWithin(wfB, before+1, 20*time.Second)
-		return runs[before].Time.Sub(acked)
+		id := e.post(sampleProfile(fmt.Sprintf("%s%d@example.com", name, i), i))
+		runs := e.runsWithin(wfB, before+1, deliveryTimeout)
+		return runs[before].Time.Sub(acked), runs[before].Time, id
 	}
-	p99 := func(lat []time.Duration) time.Duration {
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		return lat[len(lat)*99/100]
-	}
-	// The three conditions are measured in interleaved rounds so that the shared machine's
-	// background load, which drifts over seconds, weighs on each of them alike.
-	var healthyL, slowL, downL []time.Duration
-	for round := range 4 {
+	const rounds, perPhase = 3, 40
+	var healthyL, hungL, downL []time.Duration
+	for round := range rounds {
 		// "Healthy" means A answers and has no backlog from the previous round left to drain.
 		e.sim.Reset(wfA)
 		deadline := time.Now().Add(60 * time.Second)
@@ -326,28 +344,112 @@ func TestSlowOrFailingDestinationDoesNotDelayOthers(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		for i := range 60 {
-			healthyL = append(healthyL, sample(fmt.Sprintf("healthy%d-", round), i))
+		var healthyIDs []string
+		for i := range perPhase {
+			l, _, id := sample(fmt.Sprintf("healthy%d-", round), i)
+			healthyL, healthyIDs = append(healthyL, l), append(healthyIDs, id)
 		}
-		e.sim.SetLatency(wfA, 5*time.Second)
-		for i := range 60 {
-			slowL = append(slowL, sample(fmt.Sprintf("slow%d-", round), i))
+		// A is idle before it hangs: no call of A still in flight can be answered during the
+		// hung phase (the earlier rounds' backlog was drained above).
+		for _, id := range healthyIDs {
+			e.awaitStatus(id, destA, delivery.Delivered)
 		}
-		e.sim.SetLatency(wfA, 0)
+
+		e.sim.SetHang(wfA, true)
+		start, statsBefore := time.Now(), e.sim.Stats().Workflows[wfA]
+		var last time.Time
+		for i := range perPhase {
+			l, at, _ := sample(fmt.Sprintf("hung%d-", round), i)
+			hungL, last = append(hungL, l), at
+		}
+		statsAfter := e.sim.Stats().Workflows[wfA]
+		if statsAfter.Runs != statsBefore.Runs || statsAfter.Hung == statsBefore.Hung {
+			t.Fatalf("round %d: A was not hung throughout: %d calls answered, %d held", round,
+				statsAfter.Runs-statsBefore.Runs, statsAfter.Hung-statsBefore.Hung)
+		}
+		if last.Sub(start) >= deliveryTimeout {
+			t.Fatalf("round %d: B's deliveries took %v, past the moment A's held calls could time out", round, last.Sub(start))
+		}
+		t.Logf("round %d: %d B deliveries in %v while A held %d calls and answered none", round, perPhase,
+			last.Sub(start).Round(time.Millisecond), statsAfter.Hung-statsBefore.Hung)
+		e.sim.SetHang(wfA, false)
+
 		e.sim.Script(wfA, repeat(simulator.Step{Status: 503}, 2000)...)
-		for i := range 60 {
-			downL = append(downL, sample(fmt.Sprintf("down%d-", round), i))
+		downBefore := e.sim.Stats().Workflows[wfA].Runs
+		for i := range perPhase {
+			l, _, _ := sample(fmt.Sprintf("down%d-", round), i)
+			downL = append(downL, l)
+		}
+		if e.sim.Stats().Workflows[wfA].Runs == downBefore {
+			t.Fatalf("round %d: A answered no call while down", round)
 		}
 	}
-	healthy, slow, down := p99(healthyL), p99(slowL), p99(downL)
-	t.Logf("B p99: A healthy %v, A slow %v, A down %v", healthy, slow, down)
-	// Within 20 %; at B's ~25 ms the scheduler noise of a shared 2-core machine alone exceeds
-	// that (repeated runs of the same build vary by ±5 ms), so a 10 ms floor applies. A real
-	// coupling shows as A's 5 s latency or its retry and probe waits: hundreds of milliseconds.
-	limit := max(healthy*12/10, healthy+10*time.Millisecond)
-	if slow > limit || down > limit {
-		t.Fatalf("B's p99 grew from %v to %v (A slow) / %v (A down); limit %v", healthy, slow, down, limit)
+	healthy, hung, down := summarize(healthyL), summarize(hungL), summarize(downL)
+	t.Logf("B latency (median / p90 / p99): A healthy %v, A hung %v, A down %v", healthy, hung, down)
+	if down.median > healthy.median*3/2+15*time.Millisecond || down.p90 > healthy.p90+300*time.Millisecond {
+		t.Fatalf("B's latency grew while A was down: median %v → %v, p90 %v → %v", healthy.median, down.median, healthy.p90, down.p90)
 	}
+}
+
+// TestDownDestinationsTimersDoNotDelayOthers is the isolation test's down condition made
+// structural: A answers 503 with Retry-After: 30 and its circuit, once open, waits 30 s, so none
+// of A's timers (retry waits, the probe) can fire within 30 s of the phase's start. All of B's
+// deliveries must arrive before that, while A's circuit is open and its deliveries parked: had B
+// waited for any of A's timers, it would have stalled until they fired.
+func TestDownDestinationsTimersDoNotDelayOthers(t *testing.T) {
+	const timers = 30 * time.Second
+	e := startDelivery(t, func(c *cfgT) {
+		c.DeliveryTimeout = 5 * time.Second
+		c.RetryBaseDelay, c.RetryMaxDelay, c.BreakerTimeout = 200*time.Millisecond, 2*time.Second, timers
+	})
+	destA, wfA := e.destination("downa", onAudienceA)
+	_, wfB := e.destination("downb", onAudienceA)
+	e.sim.Script(wfA, repeat(simulator.Step{Status: 503, RetryAfter: "30"}, 2000)...)
+
+	const n = 60
+	start := time.Now()
+	var last time.Time
+	for i := range n {
+		before := len(e.sim.Runs(wfB))
+		e.post(sampleProfile(fmt.Sprintf("downb%d@example.com", i), i))
+		last = e.runsWithin(wfB, before+1, timers)[before].Time
+	}
+	if last.Sub(start) >= timers {
+		t.Fatalf("B's %d deliveries took %v, past the moment A's first timer could fire", n, last.Sub(start))
+	}
+	// A was down and waiting on its timers throughout: its circuit is open, it was called only
+	// until the circuit opened, and its deliveries are parked.
+	aRuns := e.sim.Runs(wfA)
+	for _, r := range aRuns {
+		if r.Status != 503 {
+			t.Fatalf("A answered %d", r.Status)
+		}
+	}
+	parked, err := e.app.Store().CountParked(context.Background(), destA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, metrics, _ := e.do("GET", "/metrics", "", nil)
+	open := fmt.Sprintf(`qgate_destination_circuit_state{destination=%q} 2`, destA)
+	if !strings.Contains(string(metrics), open) || len(aRuns) == 0 || len(aRuns) >= n || parked == 0 {
+		t.Fatalf("A was not held by its timers: circuit open %v, %d calls of %d, %d parked",
+			strings.Contains(string(metrics), open), len(aRuns), n, parked)
+	}
+	t.Logf("%d B deliveries in %v while A's circuit was open (%d calls of A, %d parked)", n,
+		last.Sub(start).Round(time.Millisecond), len(aRuns), parked)
+}
+
+// latencies is a summary of B's latency under one condition.
+type latencies struct{ median, p90, p99 time.Duration }
+
+func (l latencies) String() string {
+	return fmt.Sprintf("%v / %v / %v", l.median.Round(100*time.Microsecond), l.p90.Round(100*time.Microsecond), l.p99.Round(100*time.Microsecond))
+}
+
+func summarize(lat []time.Duration) latencies {
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return latencies{s[len(s)/2], s[len(s)*90/100], s[len(s)*99/100]}
 }
 
 var onAudienceA = map[string]any{"audiences": []any{audienceA}}

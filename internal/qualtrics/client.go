@@ -23,12 +23,16 @@ const (
 	// sends from up to 16 workers, so a small pool would close and re-open (TLS) connections
 	// on every burst: qbench saw 1,800 new connections/s to one host with a pool of 64.
 	DefaultMaxIdleConnsPerHost = 512
-	// MaxResponseBytes is the most of a response body Send reads.
-	MaxResponseBytes = 64 << 10
-	// maxDrainBytes is how much more of a body Send reads to keep the connection reusable;
-	// beyond it, closing the connection is cheaper.
-	maxDrainBytes = 256 << 10
-	redacted      = "[REDACTED]"
+	// MaxResponseBytes is the most of a response body Send keeps: enough to redact the token
+	// and cut an ExcerptBytes excerpt from it. Qualtrics' answers are far smaller.
+	MaxResponseBytes = 4 << 10
+	// maxDrainBytes is how much more of a body Send reads and discards to keep the connection
+	// reusable; beyond it (a 10 MB answer), closing the connection is cheaper.
+	maxDrainBytes = 64 << 10
+	// maxHeaderBytes bounds a response's status line and headers; net/http's default (10 MB)
+	// would let a destination that sends headers forever cost megabytes per attempt.
+	maxHeaderBytes = 64 << 10
+	redacted       = "[REDACTED]"
 )
 
 // Request is one delivery attempt.
@@ -57,7 +61,6 @@ type Options struct {
 // Client POSTs JSON-event payloads. It is safe for concurrent use; make one per process so
 // every destination shares the connection pool.
 type Client struct {
-	http      *http.Client
 	transport *http.Transport
 	timeout   time.Duration
 	userAgent string
@@ -66,8 +69,9 @@ type Client struct {
 }
 
 // NewClient returns a Client whose transport enforces opts.Policy on every dial, never follows
-// redirects, never uses an environment proxy (a proxy would hide the real destination from the
-// dial-time check), and keeps HTTP/1.1 connections alive for high request rates to one host.
+// redirects (Send uses the transport alone), never uses an environment proxy (a proxy would
+// hide the real destination from the dial-time check), and keeps HTTP/1.1 connections alive for
+// high request rates to one host.
 func NewClient(opts Options) *Client {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
@@ -96,18 +100,13 @@ func NewClient(opts Options) *Client {
 		IdleConnTimeout:     90 * time.Second,
 		// Throughput needs many connections per host; the dispatcher's rate limit and
 		// concurrency bound them, not the transport.
-		MaxConnsPerHost:       0,
-		ExpectContinueTimeout: 0,
-		WriteBufferSize:       16 << 10,
-		ReadBufferSize:        16 << 10,
+		MaxConnsPerHost:        0,
+		ExpectContinueTimeout:  0,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+		WriteBufferSize:        16 << 10,
+		ReadBufferSize:         16 << 10,
 	}
 	return &Client{
-		http: &http.Client{
-			Transport: t,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
 		transport: t,
 		timeout:   opts.Timeout,
 		userAgent: opts.UserAgent,
@@ -121,8 +120,11 @@ func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 
 // Send POSTs req.Body with Content-Type: application/json, Authorization: Basic
 // base64(username:token), User-Agent and Idempotency-Key (when set). It never follows
-// redirects, reads at most MaxResponseBytes of the response, and bounds the attempt by the
-// client's timeout. It returns a classified Result; no string in it contains the token.
+// redirects (a 3xx is classified, its Location shown in the excerpt), keeps at most
+// MaxResponseBytes of the response body and discards at most maxDrainBytes more, and bounds the
+// whole attempt — connecting, sending, the headers and the body — by the client's timeout, so a
+// destination that drips its answer or sends headers forever ends as a timeout. It returns a
+// classified Result; no string in it contains the token.
 func (c *Client) Send(ctx context.Context, req Request) Result {
 	start := time.Now()
 	res := func(o Outcome) Result { return Result{Outcome: o, Latency: time.Since(start)} }
@@ -146,16 +148,40 @@ func (c *Client) Send(ctx context.Context, req Request) Result {
 		hreq.Header.Set("Idempotency-Key", req.IdempotencyKey)
 	}
 
-	resp, err := c.http.Do(hreq)
+	// The transport itself, not an http.Client: a client parses a 3xx's Location before its
+	// CheckRedirect could refuse to follow, and fails the attempt when it does not parse.
+	resp, err := c.transport.RoundTrip(hreq)
 	if err != nil {
 		return res(Classify(0, nil, nil, red.err(attemptErr(actx, err)), c.now()))
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
-	// The status decides: a body cut short after a 2xx is still delivered. Drain a little
-	// more so the connection goes back to the pool, then close.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	if rerr == nil {
+		// Drain a little more so the connection goes back to the pool; closing a body that is
+		// not at its end closes the connection instead.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+	}
 	_ = resp.Body.Close()
-	return res(Classify(resp.StatusCode, resp.Header, red.bytes(body), nil, c.now()))
+	if loc := resp.Header.Get("Location"); loc != "" {
+		resp.Header.Set("Location", red.text(loc))
+	}
+	// The status decides: a body cut short (the attempt timed out while it dripped) after a
+	// 2xx is still delivered, after a 400 still a client error. The excerpt says it was cut.
+	o := Classify(resp.StatusCode, resp.Header, red.bytes(body), nil, c.now())
+	if rerr != nil {
+		o.Excerpt = withNote(o.Excerpt, "[response body cut short: "+cutReason(actx, rerr)+"]")
+	}
+	return res(o)
+}
+
+// cutReason says in a few words why reading a response body failed.
+func cutReason(ctx context.Context, err error) string {
+	switch classifyErr(attemptErr(ctx, err)).Reason {
+	case ReasonTimeout:
+		return "attempt timed out"
+	case ReasonCanceled:
+		return "attempt canceled"
+	}
+	return "connection lost"
 }
 
 // attemptErr strips the request URL from a transport error (its query may carry an event

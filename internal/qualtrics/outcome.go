@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -65,7 +67,7 @@ type Outcome struct {
 	Reason     Reason
 	Status     int           // 0 when no HTTP response
 	RetryAfter time.Duration // parsed from Retry-After (seconds or HTTP-date) on 429/503, 0 if absent; capped at MaxRetryAfter
-	Excerpt    string        // first ExcerptBytes of the response body, or the error text; valid UTF-8, never contains the token
+	Excerpt    string        // at most ExcerptBytes of the response body (after a 3xx's Location), or the error text; safe text (see excerpt), never contains the token
 }
 
 // Retryable reports whether the attempt may be repeated later.
@@ -94,6 +96,7 @@ func Classify(status int, header http.Header, body []byte, err error, now time.T
 		o.Class, o.Reason = Delivered, ReasonOK
 	case status >= 300 && status <= 399:
 		o.Class, o.Reason = Permanent, ReasonRedirect
+		o.Excerpt = excerpt(append([]byte("Location: "+shownLocation(header.Get("Location"))+"\n"), body...))
 	case status == http.StatusRequestTimeout:
 		o.Class, o.Reason = Retryable, ReasonRequestTimeout
 	case status == http.StatusTooEarly:
@@ -168,24 +171,70 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return min(max(d, 0), MaxRetryAfter)
 }
 
-// excerpt returns at most ExcerptBytes of b as valid UTF-8, cut on a rune boundary.
-func excerpt(b []byte) string {
-	if len(b) > ExcerptBytes {
-		b = b[:ExcerptBytes]
-		// Drop a rune split by the cut rather than turning it into U+FFFD.
-		for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
-			if utf8.RuneStart(b[i]) {
-				if !utf8.FullRune(b[i:]) {
-					b = b[:i]
-				}
-				break
+// excerpt returns at most ExcerptBytes of b as text that is safe to store and to show: valid
+// UTF-8, cut on a rune boundary, with every invalid byte sequence and every control or
+// bidi-formatting character except newline and tab replaced by U+FFFD (a run of them by one).
+// A destination's body is hostile input: PostgreSQL refuses a NUL in text (and would fail the
+// status write of every delivery committed with it), and terminal escapes or bidi overrides
+// change what an operator's terminal or browser shows.
+func excerpt(b []byte) string { return safeText(b, ExcerptBytes) }
+
+func safeText(b []byte, limit int) string {
+	var sb strings.Builder
+	sb.Grow(min(len(b), limit))
+	replaced := false // the last rune written is a replacement
+	for len(b) > 0 && sb.Len() < limit {
+		r, size := utf8.DecodeRune(b)
+		b = b[size:]
+		if (r == utf8.RuneError && size <= 1) || unsafeRune(r) {
+			if replaced {
+				continue
 			}
+			r = utf8.RuneError
 		}
+		if sb.Len()+utf8.RuneLen(r) > limit {
+			break
+		}
+		replaced = r == utf8.RuneError
+		sb.WriteRune(r)
 	}
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	for len(s) > ExcerptBytes { // replacement runes can grow the text
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
+	return sb.String()
+}
+
+// unsafeRune reports whether r may not appear in an excerpt.
+func unsafeRune(r rune) bool {
+	if r == '\n' || r == '\t' {
+		return false
 	}
-	return s
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
+}
+
+// withNote appends note on a line of its own to an excerpt, cutting the excerpt so that both fit
+// in ExcerptBytes.
+func withNote(ex, note string) string {
+	if ex == "" {
+		return safeText([]byte(note), ExcerptBytes)
+	}
+	return safeText([]byte(ex), ExcerptBytes-len(note)-1) + "\n" + note
+}
+
+// maxLocationBytes bounds the Location shown for a redirect, leaving room for the body.
+const maxLocationBytes = 256
+
+// shownLocation renders a redirect's Location for the excerpt: where it points (scheme, host,
+// path) without userinfo, query or fragment, which may carry credentials or identifiers; cut at
+// the first control character or space, and at maxLocationBytes.
+func shownLocation(loc string) string {
+	if loc == "" {
+		return "(none)"
+	}
+	if i := strings.IndexFunc(loc, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+		loc = loc[:i]
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "(unparsable)"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return safeText([]byte(u.String()), maxLocationBytes)
 }

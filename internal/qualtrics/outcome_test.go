@@ -91,8 +91,8 @@ func TestClassify(t *testing.T) {
 				if got.Status != 0 || got.Excerpt != tt.err.Error() {
 					t.Errorf("error outcome: Status=%d Excerpt=%q, want 0 and %q", got.Status, got.Excerpt, tt.err.Error())
 				}
-			} else if got.Status != tt.status || got.Excerpt != "body" {
-				t.Errorf("Status=%d Excerpt=%q, want %d and %q", got.Status, got.Excerpt, tt.status, "body")
+			} else if want := wantExcerpt(tt.status, tt.header); got.Status != tt.status || got.Excerpt != want {
+				t.Errorf("Status=%d Excerpt=%q, want %d and %q", got.Status, got.Excerpt, tt.status, want)
 			}
 		})
 	}
@@ -102,6 +102,18 @@ type timeoutErr struct{}
 
 func (timeoutErr) Error() string { return "i/o timeout" }
 func (timeoutErr) Timeout() bool { return true }
+
+// wantExcerpt is Classify's excerpt of the body "body": a redirect's names its Location first.
+func wantExcerpt(status int, h http.Header) string {
+	if status >= 300 && status <= 399 {
+		loc := h.Get("Location")
+		if loc == "" {
+			loc = "(none)"
+		}
+		return "Location: " + loc + "\nbody"
+	}
+	return "body"
+}
 
 func TestClassString(t *testing.T) {
 	for c, want := range map[Class]string{Delivered: "delivered", Retryable: "retryable",
@@ -126,6 +138,11 @@ func TestExcerpt(t *testing.T) {
 		{"rune split by cut", []byte(euro), strings.Repeat("€", 170)},
 		{"invalid bytes", []byte("a\xffb"), "a\uFFFDb"},
 		{"invalid bytes growing past the cap", []byte(strings.Repeat("\xff", 600)), strings.Repeat("\uFFFD", 1)},
+		{"NUL", []byte("a\x00b\x00\x00c"), "a\uFFFDb\uFFFDc"},
+		{"controls but newline and tab", []byte("a\r\n\tb\x1b[31mc\x7f\u0085d"), "a\uFFFD\n\tb\uFFFD[31mc\uFFFDd"},
+		{"bidi override", []byte("x\u202Eyz\u2066"), "x\uFFFDyz\uFFFD"},
+		{"replacement character kept", []byte("\uFFFD\uFFFD"), "\uFFFD\uFFFD"},
+		{"replacements cut on a rune boundary", []byte(strings.Repeat("a\x00", 400)), strings.Repeat("a\uFFFD", 128)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,10 +160,16 @@ func TestExcerpt(t *testing.T) {
 func FuzzExcerpt(f *testing.F) {
 	f.Add([]byte("hello"))
 	f.Add([]byte(strings.Repeat("é\xff", 400)))
+	f.Add([]byte("a\x00\x1b[2J\u202E"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got := excerpt(b)
 		if len(got) > ExcerptBytes || !utf8.ValidString(got) {
 			t.Fatalf("excerpt(%q) = %q", b, got)
+		}
+		for _, r := range got {
+			if unsafeRune(r) {
+				t.Fatalf("excerpt(%q) = %q keeps %U", b, got, r)
+			}
 		}
 	})
 }

@@ -106,6 +106,7 @@ type WorkflowView struct {
 	Latency      string `json:"latency"`
 	Hang         bool   `json:"hang"`
 	Unauthorized bool   `json:"unauthorized"`
+	Hostile      string `json:"hostile"`    // the hostile mode, "" when off
 	Scripted     int    `json:"scripted"`   // steps left in the workflow script
 	KeyScripts   int    `json:"keyScripts"` // keys with steps left
 	Runs         int64  `json:"runs"`       // runs since the last reset
@@ -116,7 +117,7 @@ func (s *Simulator) view(id string) (WorkflowView, error) {
 	err := s.with(id, func(wf *workflow) {
 		v = WorkflowView{
 			Workflow: wf.cfg, Latency: wf.latency.String(), Hang: wf.hang,
-			Unauthorized: wf.unauthorized, Scripted: len(wf.script),
+			Unauthorized: wf.unauthorized, Hostile: wf.hostile.Mode, Scripted: len(wf.script),
 			KeyScripts: len(wf.keyScripts), Runs: wf.stats.Runs,
 		}
 	})
@@ -233,12 +234,21 @@ func (s *Simulator) controlKeyScript(w http.ResponseWriter, r *http.Request) {
 
 func (s *Simulator) controlFaults(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		Latency      *string `json:"latency"`
-		Hang         *bool   `json:"hang"`
-		Unauthorized *bool   `json:"unauthorized"`
+		Latency      *string      `json:"latency"`
+		Hang         *bool        `json:"hang"`
+		Unauthorized *bool        `json:"unauthorized"`
+		Hostile      *HostileJSON `json:"hostile"`
 	}
 	if !decodeControl(w, r, &body) {
 		return
+	}
+	var hostile Hostile
+	if body.Hostile != nil {
+		var err error
+		if hostile, err = body.Hostile.parse(); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
 	var latency time.Duration
 	if body.Latency != nil {
@@ -254,6 +264,9 @@ func (s *Simulator) controlFaults(w http.ResponseWriter, r *http.Request) {
 		}
 		if body.Unauthorized != nil {
 			wf.unauthorized = *body.Unauthorized
+		}
+		if body.Hostile != nil {
+			wf.hostile = hostile
 		}
 		if body.Hang != nil {
 			if *body.Hang && !wf.hang {

@@ -74,11 +74,12 @@ type reply struct {
 	status     int
 	retryAfter string
 	body       []byte
+	hostile    *Hostile // answer as a hostile destination instead
 }
 
 // handleEvent serves POST /events/{workflowId}[/anything][?query]. The
 // checks run in order: workflow (404), hang, auth (401), method (405),
-// content type (415), size (413), JSON (400), rate (429), script.
+// content type (415), size (413), JSON (400), rate (429), script, hostile.
 func (s *Simulator) handleEvent(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/events/")
 	id, _, _ := strings.Cut(rest, "/")
@@ -105,7 +106,7 @@ func (s *Simulator) handleEvent(w http.ResponseWriter, r *http.Request) {
 		s.rejected.Add(1)
 		msg := "Invalid API token or credentials: use X-API-TOKEN or Authorization: Basic base64(username:apiToken)"
 		s.respond(w, r, latency, reply{status: http.StatusUnauthorized,
-			body: errorEnvelope(http.StatusUnauthorized, newRequestID(), msg)})
+			body: errorEnvelope(http.StatusUnauthorized, newRequestID(), msg)}, "")
 		return
 	}
 
@@ -123,7 +124,7 @@ func (s *Simulator) handleEvent(w http.ResponseWriter, r *http.Request) {
 	rep, delay := s.decide(r, wf, cfg.ID, creds, &run)
 	run.Status = rep.status
 	run.Outcome = OutcomeFailed
-	if rep.status >= 200 && rep.status < 300 {
+	if rep.status >= 200 && rep.status < 300 && (rep.hostile == nil || rep.hostile.completes()) {
 		run.Outcome = OutcomeSuccessful
 	}
 
@@ -135,7 +136,7 @@ func (s *Simulator) handleEvent(w http.ResponseWriter, r *http.Request) {
 	latency = wf.latency
 	wf.mu.Unlock()
 
-	s.respond(w, r, latency+delay, rep)
+	s.respond(w, r, latency+delay, rep, run.RequestID)
 }
 
 // waitHang holds the call while the workflow hangs. It reports whether to
@@ -204,6 +205,13 @@ func (s *Simulator) decide(r *http.Request, wf *workflow, id string, creds crede
 			rep.body = scriptedBody(step.Status, run.RequestID, id)
 		}
 		return rep, step.Delay
+	}
+	wf.mu.Lock()
+	h := wf.hostile
+	wf.mu.Unlock()
+	if h.Mode != "" {
+		run.Error = "hostile " + h.Mode
+		return reply{status: h.Status, hostile: &h}, step.Delay
 	}
 	res, _ := json.Marshal(envelope{
 		Result: eventResult{WorkflowID: id, Status: "triggered"},
@@ -296,7 +304,7 @@ func (wf *workflow) pop(key string) (Step, bool) {
 
 // respond waits delay (unless the client leaves or the simulator closes)
 // and writes rep.
-func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, delay time.Duration, rep reply) {
+func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, delay time.Duration, rep reply, requestID string) {
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		defer t.Stop()
@@ -307,6 +315,10 @@ func (s *Simulator) respond(w http.ResponseWriter, r *http.Request, delay time.D
 		case <-s.done:
 			panic(http.ErrAbortHandler)
 		}
+	}
+	if rep.hostile != nil {
+		s.writeHostile(w, r, *rep.hostile, requestID)
+		return
 	}
 	if rep.retryAfter != "" {
 		w.Header().Set("Retry-After", rep.retryAfter)

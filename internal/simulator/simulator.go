@@ -178,6 +178,7 @@ type workflow struct {
 	hang         bool
 	hangRelease  chan struct{} // closed when the hang is lifted
 	unauthorized bool
+	hostile      Hostile // Mode "" when off
 
 	runs  []Run // ring once full
 	head  int   // index of the oldest run once the ring is full
@@ -410,6 +411,7 @@ func (s *Simulator) resetLocked(wf *workflow) {
 	wf.latency = 0
 	wf.liftHang()
 	wf.unauthorized = false
+	wf.hostile = Hostile{}
 	wf.limiter = newWindow(s.workflowLimit(wf.cfg), s.windowSpan())
 	wf.runs = nil
 	wf.head = 0
