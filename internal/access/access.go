@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qgate/qgate/internal/fault"
@@ -117,16 +118,30 @@ type Authenticator struct {
 
 	mu    sync.RWMutex
 	cache map[string]cached
+
+	staleServed atomic.Int64 // lookups answered from an expired entry while the store failed
 }
 
 type cached struct {
-	key     Key
-	missing bool
-	expires time.Time
+	key       Key
+	missing   bool
+	expires   time.Time
+	confirmed time.Time // when the store last returned the key
 }
+
+// staleRetry spaces the store lookups of a key served stale.
+const staleRetry = time.Second
 
 // CacheTTL bounds how long a key lookup is reused.
 const CacheTTL = 5 * time.Second
+
+// LookupTimeout bounds one key lookup in the store: a store that does not answer gets a 503
+// instead of holding the request.
+const LookupTimeout = 2 * time.Second
+
+// StaleGrace is how long past its CacheTTL a key the store confirmed is still accepted while
+// the store cannot be reached (a revocation made on another node meanwhile waits that long).
+const StaleGrace = 15 * time.Minute
 
 // NewAuthenticator returns an authenticator over store with an optional bootstrap admin key.
 func NewAuthenticator(store Store, adminKey string) *Authenticator {
@@ -153,14 +168,22 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Key, e
 	c, hit := a.cache[id]
 	a.mu.RUnlock()
 	if !hit || now.After(c.expires) {
-		k, err := a.store.GetKey(ctx, id)
+		lctx, cancel := context.WithTimeout(ctx, LookupTimeout)
+		k, err := a.store.GetKey(lctx, id)
+		cancel()
 		switch {
 		case errors.Is(err, ErrNotFound):
 			c = cached{missing: true, expires: now.Add(a.ttl)}
+		case err != nil && hit && !c.missing && now.Sub(c.confirmed) < a.ttl+StaleGrace:
+			// The store does not answer: a key it confirmed lately keeps working for a while,
+			// so ingest (which needs Kafka, not the store) survives a store outage. The store
+			// is asked again at most once a second per key meanwhile.
+			a.staleServed.Add(1)
+			c.expires = a.now().Add(staleRetry) // after the lookup, which may have taken its timeout
 		case err != nil:
 			return Key{}, fmt.Errorf("look up key: %w", err)
 		default:
-			c = cached{key: k, expires: now.Add(a.ttl)}
+			c = cached{key: k, expires: now.Add(a.ttl), confirmed: now}
 		}
 		a.mu.Lock()
 		if len(a.cache) > 10000 {
@@ -174,6 +197,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Key, e
 	}
 	return c.key, nil
 }
+
+// StaleServed counts requests authenticated from an expired cache entry because the store did
+// not answer.
+func (a *Authenticator) StaleServed() int64 { return a.staleServed.Load() }
 
 // Forget drops a key from the cache (after a revocation on this node).
 func (a *Authenticator) Forget(id string) {
