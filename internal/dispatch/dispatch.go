@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
 	"github.com/qgate/qgate/internal/delivery"
@@ -326,28 +325,6 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 	}
 }
 
-// parkAsync parks a live job without holding up the consumer; its record is finished once the
-// parking is durable.
-func (d *Dispatcher) parkAsync(l *lane, it item) {
-	d.parks <- struct{}{}
-	go func() {
-		defer func() { <-d.parks }()
-		// Finished even when stopping, so that its offset can be committed.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 10*time.Second)
-		defer cancel()
-		p := l.parkedOf(it, d.opts.Now(), 0, time.Time{})
-		if l.write(ctx, store.Batch{Park: []store.Parked{p}}) {
-			d.track.finish(it.rec.rec)
-		}
-		l.mu.Lock()
-		if l.parking[it.job.ProfileKey]--; l.parking[it.job.ProfileKey] <= 0 {
-			delete(l.parking, it.job.ProfileKey)
-		}
-		l.mu.Unlock()
-		l.poke()
-	}()
-}
-
 // reviveParked makes sure every destination with parked deliveries has a lane on this node,
 // so parked work resumes after a restart even when no new job arrives for it.
 func (d *Dispatcher) reviveParked(ctx context.Context) {
@@ -367,29 +344,6 @@ func (d *Dispatcher) reviveParked(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// breakerChanged updates the circuit metric and records an alert when a circuit opens or closes.
-func (d *Dispatcher) breakerChanged(destID string, from, to gobreaker.State) {
-	d.metrics.breakerState.WithLabelValues(destID).Set(float64(to))
-	d.log.Warn("circuit breaker changed state", zap.String("destinationId", destID), zap.String("from", from.String()), zap.String("to", to.String()))
-	var kind, msg string
-	switch {
-	case to == gobreaker.StateOpen:
-		kind, msg = "circuit_opened", "deliveries to this destination are failing; sending is suspended except for probes"
-	case to == gobreaker.StateClosed && from != gobreaker.StateClosed:
-		kind, msg = "circuit_closed", "the destination answers again; deliveries resumed"
-	default:
-		return
-	}
-	a := store.Alert{ID: "alr_" + update.NewID(), DestinationID: destID, Kind: kind, Message: msg, At: d.opts.Now().UTC()}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := d.status.Write(ctx, store.Batch{Alerts: []store.Alert{a}}); err != nil {
-			d.log.Error("recording alert failed", zap.Error(err), zap.String("destinationId", destID), zap.String("kind", kind))
-		}
-	}()
 }
 
 func workerOf(profileKey string, n int) int {

@@ -1,0 +1,111 @@
+package dispatch
+
+import (
+	"context"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
+
+	"github.com/qgate/qgate/internal/delivery"
+	"github.com/qgate/qgate/internal/store"
+)
+
+// drain feeds due parked deliveries to the workers — for each profile only its oldest, and
+// only when nothing of that profile is in flight here — and keeps the destination's claim.
+func (l *lane) drain() {
+	defer l.d.wg.Done()
+	defer close(l.drained)
+	t := time.NewTicker(l.d.opts.DrainInterval)
+	defer t.Stop()
+	lastClaim := l.d.opts.Now()
+	for {
+		select {
+		case <-l.ctx.Done():
+			l.mu.Lock()
+			owned := l.owned
+			l.mu.Unlock()
+			if owned {
+				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = l.d.store.Release(rctx, l.destID, l.d.opts.NodeID)
+				cancel()
+			}
+			return
+		case <-t.C:
+		case <-l.wake:
+		}
+		now := l.d.opts.Now()
+		if now.Sub(lastClaim) >= l.d.opts.ClaimTTL/3 {
+			l.claim()
+			l.reconcile()
+			lastClaim = now
+		}
+		l.mu.Lock()
+		ready := l.owned && (l.parkedTotal > 0 || now.Sub(lastClaim) < l.d.opts.DrainInterval)
+		l.mu.Unlock()
+		if !ready {
+			continue
+		}
+		if dest, ok := l.d.reg.Get(l.destID); ok && dest.Paused && dest.DeletedAt == nil {
+			continue
+		}
+		// An open circuit sends nothing: leave the park alone until the probe window, then let
+		// one delivery through as the probe.
+		limit := 4 * l.d.opts.QueueSize
+		switch l.breaker.State() {
+		case gobreaker.StateOpen:
+			continue
+		case gobreaker.StateHalfOpen:
+			l.mu.Lock()
+			busy := len(l.draining) > 0
+			l.mu.Unlock()
+			if busy {
+				continue
+			}
+			limit = 1
+		}
+		queried := l.d.opts.Now()
+		heads, err := l.d.store.ParkedHeads(l.ctx, l.destID, now, limit)
+		if err != nil {
+			if l.ctx.Err() == nil {
+				l.d.log.Warn("reading parked deliveries failed", zap.Error(err), zap.String("destinationId", l.destID))
+			}
+			continue
+		}
+		for i := range heads {
+			h := &heads[i]
+			l.mu.Lock()
+			_, stale := l.released[h.DeliveryID]
+			skip := stale || l.pending[h.ProfileKey] > 0 || l.draining[h.DeliveryID]
+			if !skip {
+				l.pending[h.ProfileKey]++
+				l.draining[h.DeliveryID] = true
+			}
+			l.mu.Unlock()
+			if skip {
+				continue
+			}
+			job, err := delivery.DecodeJob(h.Job)
+			if err != nil {
+				l.d.log.Error("dropping undecodable parked job", zap.Error(err), zap.String("deliveryId", h.DeliveryID))
+				l.write(l.ctx, store.Batch{Unpark: []string{h.DeliveryID}})
+				l.release(item{job: delivery.Job{ProfileKey: h.ProfileKey}, parked: h}, false)
+				l.unparked(h.ProfileKey)
+				continue
+			}
+			select {
+			case l.queues[workerOf(h.ProfileKey, len(l.queues))] <- item{job: job, parked: h}:
+			case <-l.ctx.Done():
+				return
+			}
+		}
+		// Releases older than this query are reflected in it and in every later one.
+		l.mu.Lock()
+		for id, at := range l.released {
+			if at.Before(queried) {
+				delete(l.released, id)
+			}
+		}
+		l.mu.Unlock()
+	}
+}

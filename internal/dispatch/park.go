@@ -1,0 +1,136 @@
+package dispatch
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/qgate/qgate/internal/delivery"
+	"github.com/qgate/qgate/internal/store"
+)
+
+// park stores the item to be retried at due, with the event that explains why (if any).
+func (l *lane) park(ctx context.Context, it item, due time.Time, attempts int, first time.Time, ev *delivery.Event) bool {
+	p := l.parkedOf(it, due, attempts, first)
+	b := store.Batch{Park: []store.Parked{p}}
+	if ev != nil {
+		b.Events = []delivery.Event{*ev}
+	}
+	if !l.write(ctx, b) {
+		return false
+	}
+	if it.parked == nil {
+		l.mu.Lock()
+		l.addParkedLocked(it.job.ProfileKey)
+		l.mu.Unlock()
+		l.d.metrics.parked.Inc()
+	}
+	return true
+}
+
+func (l *lane) parkedOf(it item, due time.Time, attempts int, first time.Time) store.Parked {
+	p := store.Parked{DeliveryID: it.job.DeliveryID, DestinationID: l.destID, ProfileKey: it.job.ProfileKey, DueAt: due, Attempts: attempts}
+	switch {
+	case it.parked != nil:
+		p.Seq, p.Job = it.parked.Seq, it.parked.Job
+	case it.rec != nil:
+		p.Seq = it.rec.rec.Offset
+	}
+	if p.Job == nil {
+		p.Job, _ = delivery.EncodeJob(it.job)
+	}
+	if !first.IsZero() {
+		p.FirstAttemptAt = &first
+	}
+	return p
+}
+
+func (l *lane) unparked(profile string) {
+	l.mu.Lock()
+	if !l.overflow {
+		if l.parked[profile]--; l.parked[profile] <= 0 {
+			delete(l.parked, profile)
+		}
+	}
+	l.parkedTotal = max(l.parkedTotal-1, 0)
+	l.mu.Unlock()
+	l.poke()
+}
+
+// behindLocked reports whether a profile has deliveries parked, so that its next one must wait
+// behind them. l.mu is held.
+func (l *lane) behindLocked(profile string) bool { return l.overflow || l.parked[profile] > 0 }
+
+// addParkedLocked counts one more parked delivery of profile, and switches to overflow when
+// too many profiles are tracked. l.mu is held.
+func (l *lane) addParkedLocked(profile string) {
+	l.parkedTotal++
+	if l.late != nil {
+		l.late[profile]++
+	}
+	if l.overflow {
+		return
+	}
+	l.parked[profile]++
+	if len(l.parked) > l.d.opts.MaxParkedProfiles {
+		l.enterOverflowLocked(l.parkedTotal)
+	}
+}
+
+func (l *lane) enterOverflowLocked(total int) {
+	if !l.overflow {
+		l.d.log.Warn("many profiles wait for this destination: parking all its new deliveries until the park shrinks",
+			zap.String("destinationId", l.destID), zap.Int("parked", total), zap.Int("maxParkedProfiles", l.d.opts.MaxParkedProfiles))
+	}
+	l.overflow, l.parked, l.parkedTotal = true, map[string]int{}, total
+}
+
+// loadParked sets the lane's park state from the store: per profile, or — when the park holds
+// more deliveries than MaxParkedProfiles — overflow with the total.
+func (l *lane) loadParked(ctx context.Context) error {
+	total, err := l.d.store.CountParked(ctx, l.destID)
+	if err != nil {
+		return err
+	}
+	if total > int64(l.d.opts.MaxParkedProfiles) {
+		l.mu.Lock()
+		l.enterOverflowLocked(int(total))
+		l.mu.Unlock()
+		return nil
+	}
+	counts, err := l.d.store.ParkedProfiles(ctx, l.destID)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.parkedTotal = 0
+	for k, n := range counts {
+		l.parked[k] = n
+		l.parkedTotal += n
+	}
+	return nil
+}
+
+// parkAsync parks a live job without holding up the consumer; its record is finished once the
+// parking is durable.
+func (d *Dispatcher) parkAsync(l *lane, it item) {
+	d.parks <- struct{}{}
+	go func() {
+		defer func() { <-d.parks }()
+		// Finished even when stopping, so that its offset can be committed.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 10*time.Second)
+		defer cancel()
+		p := l.parkedOf(it, d.opts.Now(), 0, time.Time{})
+		if l.write(ctx, store.Batch{Park: []store.Parked{p}}) {
+			d.track.finish(it.rec.rec)
+		}
+		l.mu.Lock()
+		if l.parking[it.job.ProfileKey]--; l.parking[it.job.ProfileKey] <= 0 {
+			delete(l.parking, it.job.ProfileKey)
+		}
+		l.mu.Unlock()
+		l.poke()
+	}()
+}
