@@ -14,8 +14,8 @@ import (
 
 var errAttemptFailed = errors.New("attempt failed")
 
-// deliver drives one item to a durable state: a final outcome, or parked. It returns false
-// when the dispatcher stops first.
+// deliver drives one item to a state the store confirmed: a final outcome, or parked. It returns
+// false when the dispatcher stops first (or the store did not confirm within the stop grace).
 func (l *lane) deliver(it item) bool {
 	ctx, job, d := l.ctx, it.job, l.d
 	attempt := 0
@@ -39,15 +39,15 @@ func (l *lane) deliver(it item) bool {
 		// A parked copy of a delivery that already ended (sent by the node that held the
 		// destination while this copy was parked, e.g. around a rebalance) is not sent again.
 		// When the store cannot say, ask again rather than risk a second send.
-		st, err := d.store.DeliveryStatus(ctx, job.DeliveryID)
+		st, err := l.deliveryStatus(job.DeliveryID)
 		for i := 0; err != nil; i++ {
 			if !retryPause(ctx, i) {
 				return false
 			}
-			st, err = d.store.DeliveryStatus(ctx, job.DeliveryID)
+			st, err = l.deliveryStatus(job.DeliveryID)
 		}
 		if st.Terminal() {
-			if !l.write(ctx, store.Batch{Unpark: []string{it.parked.DeliveryID}}) {
+			if !l.persist(store.Batch{Unpark: []string{it.parked.DeliveryID}}) {
 				return false
 			}
 			l.unparked(job.ProfileKey)
@@ -61,23 +61,23 @@ func (l *lane) deliver(it item) bool {
 			behind := l.behindLocked(job.ProfileKey)
 			l.mu.Unlock()
 			if behind { // an earlier delivery of this profile was parked: wait behind it
-				return l.park(ctx, it, d.opts.Now(), attempt, first, nil)
+				return l.park(it, d.opts.Now(), attempt, first, nil)
 			}
 		}
 		dest, ok := d.reg.Get(job.DestinationID)
 		if !ok || dest.DeletedAt != nil {
-			return l.finish(ctx, it, delivery.Excluded, delivery.ReasonDestinationDeleted, nil)
+			return l.finish(it, delivery.Excluded, delivery.ReasonDestinationDeleted, nil)
 		}
 		if dest.Paused {
-			return l.park(ctx, it, d.opts.Now(), attempt, first, nil)
+			return l.park(it, d.opts.Now(), attempt, first, nil)
 		}
 		if !l.isOwned() {
-			return l.park(ctx, it, d.opts.Now().Add(time.Second), attempt, first, nil)
+			return l.park(it, d.opts.Now().Add(time.Second), attempt, first, nil)
 		}
 		if l.breaker.State() == gobreaker.StateOpen {
 			// Refused without spending a rate-limit slot: a down destination's queued jobs
 			// reach the park at once instead of at the destination's rate.
-			return l.park(ctx, it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
+			return l.park(it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
 		}
 		l.setRate(dest.RateLimitPerMinute)
 		if err := l.limiter.Wait(ctx); err != nil {
@@ -110,7 +110,7 @@ func (l *lane) deliver(it item) bool {
 		}
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			// Nothing was sent: the circuit is open. Wait outside RAM for the next probe window.
-			return l.park(ctx, it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
+			return l.park(it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
 		}
 		attempt++
 		now := d.opts.Now()
@@ -121,31 +121,24 @@ func (l *lane) deliver(it item) bool {
 		}
 		d.metrics.attempts.WithLabelValues(res.Class.String(), string(res.Reason)).Inc()
 		d.metrics.latency.Observe(res.Latency.Seconds())
-		// The outcome of a finished attempt is recorded even when stopping.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		// The outcome of a finished attempt is recorded even when stopping (within the grace).
 		switch {
 		case res.Class == qualtrics.Delivered:
 			d.metrics.endToEnd.Observe(now.Sub(job.ReceivedAt).Seconds())
-			defer cancel()
-			return l.finish(rctx, it, delivery.Delivered, "", a)
+			return l.finish(it, delivery.Delivered, "", a)
 		case res.Class == qualtrics.Permanent:
-			defer cancel()
-			return l.finish(rctx, it, delivery.DeadLettered, string(res.Reason), a)
+			return l.finish(it, delivery.DeadLettered, string(res.Reason), a)
 		case now.Sub(first) >= d.opts.RetryWindow:
-			defer cancel()
-			return l.finish(rctx, it, delivery.DeadLettered, delivery.ReasonRetryWindow, a)
+			return l.finish(it, delivery.DeadLettered, delivery.ReasonRetryWindow, a)
 		}
 		wait := d.opts.Backoff.Next(attempt, res.RetryAfter)
 		next := now.Add(wait)
 		ev := l.event(job, delivery.Retrying, string(res.Reason), a)
 		ev.NextAttemptAt = &next
 		if wait > d.opts.MaxInMemoryWait {
-			defer cancel()
-			return l.park(rctx, it, next, attempt, first, &ev)
+			return l.park(it, next, attempt, first, &ev)
 		}
-		recorded := l.write(rctx, store.Batch{Events: []delivery.Event{ev}})
-		cancel()
-		if !recorded || !sleep(ctx, wait) {
+		if !l.persist(store.Batch{Events: []delivery.Event{ev}}) || !sleep(ctx, wait) {
 			return false
 		}
 	}
@@ -156,8 +149,9 @@ func (l *lane) event(job delivery.Job, st delivery.Status, reason string, a *del
 		Status: st, Reason: reason, At: l.d.opts.Now(), Attempt: a}
 }
 
-// finish records a final outcome (and takes the delivery out of the park).
-func (l *lane) finish(ctx context.Context, it item, st delivery.Status, reason string, a *delivery.Attempt) bool {
+// finish records a final outcome (and takes the delivery out of the park); false when the store
+// did not confirm it (only possible once the dispatcher stops).
+func (l *lane) finish(it item, st delivery.Status, reason string, a *delivery.Attempt) bool {
 	ev := l.event(it.job, st, reason, a)
 	if st == delivery.DeadLettered {
 		ev.Payload = it.job.Payload
@@ -166,7 +160,7 @@ func (l *lane) finish(ctx context.Context, it item, st delivery.Status, reason s
 	if it.parked != nil {
 		b.Unpark = []string{it.parked.DeliveryID}
 	}
-	if !l.write(ctx, b) {
+	if !l.persist(b) {
 		return false
 	}
 	l.d.metrics.outcomes.WithLabelValues(string(st), reason).Inc()
@@ -175,4 +169,11 @@ func (l *lane) finish(ctx context.Context, it item, st delivery.Status, reason s
 		l.unparked(it.job.ProfileKey)
 	}
 	return true
+}
+
+// deliveryStatus reads a delivery's status, bounded by readTimeout.
+func (l *lane) deliveryStatus(id string) (delivery.Status, error) {
+	ctx, cancel := l.readCtx()
+	defer cancel()
+	return l.d.store.DeliveryStatus(ctx, id)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -133,6 +134,11 @@ type Dispatcher struct {
 	metrics *Metrics
 	track   *tracker
 
+	// stopping holds the end of the stop grace once Run began to stop; gaveUp is set when a
+	// durable write failed past it (see persist).
+	stopping atomic.Pointer[time.Time]
+	gaveUp   atomic.Bool
+
 	mu    sync.Mutex
 	lanes map[string]*lane
 	wg    sync.WaitGroup
@@ -200,6 +206,8 @@ loop:
 	}
 	// Stop taking work; in-flight attempts finish (each bounded by the client timeout), waiting
 	// workers stop at once. Unfinished records stay uncommitted and are read again later.
+	end := time.Now().Add(stopGrace)
+	d.stopping.Store(&end)
 	stopLanes()
 	for range cap(d.parks) { // wait for park writes in flight
 		d.parks <- struct{}{}
@@ -321,7 +329,7 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 			d.track.finish(rec)
 			continue
 		}
-		d.laneFor(laneCtx, jobs[i].DestinationID).offer(item{rec: &recordRef{rec: rec}, job: jobs[i]})
+		d.laneFor(laneCtx, jobs[i].DestinationID).offer(ctx, item{rec: &recordRef{rec: rec}, job: jobs[i]})
 	}
 }
 

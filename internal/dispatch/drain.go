@@ -65,7 +65,9 @@ func (l *lane) drain() {
 			limit = 1
 		}
 		queried := l.d.opts.Now()
-		heads, err := l.d.store.ParkedHeads(l.ctx, l.destID, now, limit)
+		rctx, cancel := l.readCtx()
+		heads, err := l.d.store.ParkedHeads(rctx, l.destID, now, limit)
+		cancel()
 		if err != nil {
 			if l.ctx.Err() == nil {
 				l.d.log.Warn("reading parked deliveries failed", zap.Error(err), zap.String("destinationId", l.destID))
@@ -76,7 +78,8 @@ func (l *lane) drain() {
 			h := &heads[i]
 			l.mu.Lock()
 			_, stale := l.released[h.DeliveryID]
-			skip := stale || l.pending[h.ProfileKey] > 0 || l.draining[h.DeliveryID]
+			// A profile with a park write in flight waits for it: its row may come before this one.
+			skip := stale || l.pending[h.ProfileKey] > 0 || l.parking[h.ProfileKey] > 0 || l.draining[h.DeliveryID]
 			if !skip {
 				l.pending[h.ProfileKey]++
 				l.draining[h.DeliveryID] = true
@@ -88,9 +91,11 @@ func (l *lane) drain() {
 			job, err := delivery.DecodeJob(h.Job)
 			if err != nil {
 				l.d.log.Error("dropping undecodable parked job", zap.Error(err), zap.String("deliveryId", h.DeliveryID))
-				l.write(l.ctx, store.Batch{Unpark: []string{h.DeliveryID}})
+				ok := l.persist(store.Batch{Unpark: []string{h.DeliveryID}})
 				l.release(item{job: delivery.Job{ProfileKey: h.ProfileKey}, parked: h}, false)
-				l.unparked(h.ProfileKey)
+				if ok {
+					l.unparked(h.ProfileKey)
+				}
 				continue
 			}
 			select {

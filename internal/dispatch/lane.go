@@ -101,7 +101,7 @@ func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 // offer takes a live job from the consumer without blocking on the destination: it is queued
 // for its profile's worker, or parked when it cannot go out now (lane full, the profile already
 // has parked deliveries, or another node holds the destination).
-func (l *lane) offer(it item) {
+func (l *lane) offer(ctx context.Context, it item) {
 	p := it.job.ProfileKey
 	l.mu.Lock()
 	l.lastActive = l.d.opts.Now()
@@ -118,7 +118,7 @@ func (l *lane) offer(it item) {
 	l.parking[p]++
 	l.mu.Unlock()
 	l.d.metrics.parked.Inc()
-	l.d.parkAsync(l, it)
+	l.d.parkAsync(ctx, l, it)
 }
 
 // close ends the workers once the drainer (the other sender to their queues) has stopped; the
@@ -133,30 +133,25 @@ func (l *lane) close() {
 func (l *lane) work(q chan item) {
 	defer l.d.wg.Done()
 	for it := range q {
-		if l.ctx.Err() != nil {
-			l.stop(it)
+		if l.ctx.Err() == nil && l.deliver(it) {
+			l.release(it, true)
 			continue
 		}
-		if !l.deliver(it) && l.ctx.Err() != nil {
-			l.stop(it)
-			continue
-		}
-		l.release(it, true)
+		l.stop(it)
 	}
 }
 
 // stop handles an item the dispatcher is stopping under: a live job is parked so that its
 // offset can be committed (it resumes from the park after the restart, in order, instead of
-// being read and possibly sent again); a parked one simply stays parked.
+// being read and possibly sent again); a parked one simply stays parked. When the park is not
+// confirmed within the stop grace, the job's record stays uncommitted and is read again.
 func (l *lane) stop(it item) {
 	if it.rec == nil {
 		l.release(it, false)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	p := l.parkedOf(it, l.d.opts.Now(), 0, time.Time{})
-	l.release(it, l.d.status.Write(ctx, store.Batch{Park: []store.Parked{p}}) == nil)
+	l.release(it, l.persist(store.Batch{Park: []store.Parked{p}}))
 }
 
 // release ends a worker's hold on an item: the profile's pending count drops, and a live job's

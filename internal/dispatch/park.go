@@ -10,14 +10,15 @@ import (
 	"github.com/qgate/qgate/internal/store"
 )
 
-// park stores the item to be retried at due, with the event that explains why (if any).
-func (l *lane) park(ctx context.Context, it item, due time.Time, attempts int, first time.Time, ev *delivery.Event) bool {
+// park stores the item to be retried at due, with the event that explains why (if any); false
+// when the store did not confirm it (only possible once the dispatcher stops).
+func (l *lane) park(it item, due time.Time, attempts int, first time.Time, ev *delivery.Event) bool {
 	p := l.parkedOf(it, due, attempts, first)
 	b := store.Batch{Park: []store.Parked{p}}
 	if ev != nil {
 		b.Events = []delivery.Event{*ev}
 	}
-	if !l.write(ctx, b) {
+	if !l.persist(b) {
 		return false
 	}
 	if it.parked == nil {
@@ -113,24 +114,39 @@ func (l *lane) loadParked(ctx context.Context) error {
 	return nil
 }
 
-// parkAsync parks a live job without holding up the consumer; its record is finished once the
-// parking is durable.
-func (d *Dispatcher) parkAsync(l *lane, it item) {
-	d.parks <- struct{}{}
+// parkAsync parks a live job without holding up the consumer (offer counted it in parked and
+// parking); its record is finished once the parking is confirmed. While the write is retried the
+// profile counts as parking, so that the drainer sends none of its parked deliveries and its
+// later jobs park behind it. When ctx (the consumer's) ends before a write slot is free, the job
+// is left unfinished: it is read again after the restart.
+func (d *Dispatcher) parkAsync(ctx context.Context, l *lane, it item) {
+	select {
+	case d.parks <- struct{}{}:
+	case <-ctx.Done():
+		l.parkDone(it.job.ProfileKey, false)
+		return
+	}
 	go func() {
 		defer func() { <-d.parks }()
-		// Finished even when stopping, so that its offset can be committed.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 10*time.Second)
-		defer cancel()
 		p := l.parkedOf(it, d.opts.Now(), 0, time.Time{})
-		if l.write(ctx, store.Batch{Park: []store.Parked{p}}) {
+		ok := l.persist(store.Batch{Park: []store.Parked{p}})
+		if ok {
 			d.track.finish(it.rec.rec)
 		}
-		l.mu.Lock()
-		if l.parking[it.job.ProfileKey]--; l.parking[it.job.ProfileKey] <= 0 {
-			delete(l.parking, it.job.ProfileKey)
-		}
-		l.mu.Unlock()
-		l.poke()
+		l.parkDone(it.job.ProfileKey, ok)
 	}()
+}
+
+// parkDone ends a park write of the consumer's for profile; a write that was not confirmed no
+// longer counts as parked.
+func (l *lane) parkDone(profile string, durable bool) {
+	l.mu.Lock()
+	if l.parking[profile]--; l.parking[profile] <= 0 {
+		delete(l.parking, profile)
+	}
+	l.mu.Unlock()
+	if !durable {
+		l.unparked(profile)
+	}
+	l.poke()
 }
