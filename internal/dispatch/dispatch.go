@@ -273,16 +273,15 @@ func (d *Dispatcher) Circuit(destID string) (state string, owned bool) {
 }
 
 // Wake makes the destination's lane on this node re-read its park now (after a replay parked
-// deliveries behind its back) instead of at its next claim renewal.
+// deliveries behind its back) instead of at its next claim renewal. The lane's drainer does it:
+// reconcile never runs on two goroutines at once.
 func (d *Dispatcher) Wake(destID string) {
 	l, ok := d.laneOf(destID)
 	if !ok {
 		return // reviveParked starts a lane for a destination with parked deliveries
 	}
-	go func() {
-		l.reconcile()
-		l.poke()
-	}()
+	l.reread.Store(true)
+	l.poke()
 }
 
 // Outstanding reports fetched jobs not finished yet (for tests and metrics).

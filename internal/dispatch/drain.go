@@ -36,9 +36,12 @@ func (l *lane) drain() {
 		}
 		now := l.d.opts.Now()
 		if now.Sub(lastClaim) >= l.d.opts.ClaimTTL/3 {
+			l.reread.Store(false)
 			l.claim()
 			l.reconcile()
 			lastClaim = now
+		} else if l.reread.Swap(false) {
+			l.reconcile()
 		}
 		l.mu.Lock()
 		ready := l.owned && (l.parkedTotal > 0 || now.Sub(lastClaim) < l.d.opts.DrainInterval)

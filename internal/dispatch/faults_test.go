@@ -110,3 +110,61 @@ func TestFailedParkWriteHoldsOffsetAndOrder(t *testing.T) {
 		}
 	})
 }
+
+// Two reconciles at once — Wake's and another — must not lose a park made during their reads:
+// the profile's next live job waits behind it.
+func TestConcurrentReconcilesKeepParkCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, Options{DrainInterval: drainTick, IdleRelease: time.Hour}, fastRate, func(string, int, int) reply { return ok200() })
+		defer r.close()
+		r.offer("warm")
+		advance(time.Second)
+		r.d.mu.Lock()
+		l := r.d.lanes[rigDest]
+		r.d.mu.Unlock()
+
+		// The first read waits (up to 1 s) for a second one to begin; after the second read, a
+		// worker parks a delivery of q (row written, then counted), which neither read saw.
+		first, second := make(chan struct{}), make(chan struct{})
+		calls := 0
+		r.st.afterParkedProfiles = func() {
+			r.st.mu.Lock()
+			calls++
+			n := calls
+			r.st.mu.Unlock()
+			switch n {
+			case 1:
+				close(first)
+				select {
+				case <-second:
+				case <-time.After(time.Second):
+				}
+			case 2:
+				_ = r.st.Write(t.Context(), store.Batch{Park: []store.Parked{{DeliveryID: "dlv_q1", DestinationID: rigDest, ProfileKey: "q",
+					Seq: 1, DueAt: time.Now().Add(time.Hour), Job: []byte(`{}`)}}})
+				l.mu.Lock()
+				l.addParkedLocked("q")
+				l.mu.Unlock()
+				close(second)
+			}
+		}
+		r.d.Wake(rigDest)
+		<-first
+		r.d.Wake(rigDest)
+		advance(2 * time.Second)
+		r.st.mu.Lock()
+		r.st.afterParkedProfiles = nil
+		r.st.mu.Unlock()
+		l.mu.Lock()
+		n := l.parked["q"]
+		l.mu.Unlock()
+		if n != 1 {
+			t.Errorf("profile q counts %d parked after two reconciles, want 1", n)
+		}
+		live := r.offer("q")
+		advance(10 * time.Millisecond)
+		if len(r.snd.of(live)) != 0 {
+			t.Fatal("q's live job overtook its parked delivery")
+		}
+	})
+}

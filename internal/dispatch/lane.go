@@ -53,6 +53,8 @@ type lane struct {
 	owned      bool // this node holds the destination's claim
 	lastActive time.Time
 	wake       chan struct{}
+	reread     atomic.Bool // Wake asked the drainer to reconcile
+	reconciled sync.Mutex  // held by reconcile: one at a time
 	drained    chan struct{} // closed when the drainer has stopped
 }
 

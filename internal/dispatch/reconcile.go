@@ -9,8 +9,11 @@ import (
 
 // reconcile sets the per-profile park counts to what the store holds — rows may have been parked
 // by another node (before a rebalance) or drained twice — except for profiles with work in
-// flight here, whose counts only grow.
+// flight here, whose counts only grow. The drainer runs it; it is serialised all the same, since
+// two at once would lose the parks made during their reads.
 func (l *lane) reconcile() {
+	l.reconciled.Lock()
+	defer l.reconciled.Unlock()
 	if !l.isOwned() {
 		return
 	}
