@@ -1,9 +1,6 @@
 package dispatch
 
 import (
-	"context"
-	"time"
-
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
@@ -22,12 +19,14 @@ func newBreaker(l *lane) *gobreaker.CircuitBreaker[qualtrics.Result] {
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			return l.faults.Load() > 0 || c.ConsecutiveFailures >= l.d.opts.BreakerTrips
 		},
-		OnStateChange: func(name string, from, to gobreaker.State) { l.d.breakerChanged(name, from, to) },
+		OnStateChange: func(_ string, from, to gobreaker.State) { l.breakerChanged(from, to) },
 	})
 }
 
 // breakerChanged updates the circuit metric and records an alert when a circuit opens or closes.
-func (d *Dispatcher) breakerChanged(destID string, from, to gobreaker.State) {
+// The alert is written in the background, retried like an outcome; Run waits for it.
+func (l *lane) breakerChanged(from, to gobreaker.State) {
+	d, destID := l.d, l.destID
 	d.metrics.breakerState.WithLabelValues(destID).Set(float64(to))
 	d.log.Warn("circuit breaker changed state", zap.String("destinationId", destID), zap.String("from", from.String()), zap.String("to", to.String()))
 	var kind, msg string
@@ -40,11 +39,11 @@ func (d *Dispatcher) breakerChanged(destID string, from, to gobreaker.State) {
 		return
 	}
 	a := store.Alert{ID: "alr_" + update.NewID(), DestinationID: destID, Kind: kind, Message: msg, At: d.opts.Now().UTC()}
+	d.aux.Add(1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := d.status.Write(ctx, store.Batch{Alerts: []store.Alert{a}}); err != nil {
-			d.log.Error("recording alert failed", zap.Error(err), zap.String("destinationId", destID), zap.String("kind", kind))
+		defer d.aux.Done()
+		if !l.persist(store.Batch{Alerts: []store.Alert{a}}) {
+			d.log.Error("recording alert failed", zap.String("destinationId", destID), zap.String("kind", kind))
 		}
 	}()
 }

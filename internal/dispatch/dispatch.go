@@ -70,7 +70,10 @@ type Options struct {
 	MaxInMemoryWait time.Duration
 	DrainInterval   time.Duration // how often due parked deliveries are looked for (default 250ms)
 	ClaimTTL        time.Duration // a destination claim's lifetime, renewed at a third of it (default 15s)
-	IdleRelease     time.Duration // an idle lane gives up its claim after this (default 30s)
+	IdleRelease     time.Duration // an idle lane gives up its claim and is removed after this (default 30s)
+	// MaxQueuedBytes bounds the payload bytes a lane holds in memory (queued, in flight, or
+	// waiting for the lane to start); past it, live jobs park (default 8 MiB).
+	MaxQueuedBytes int
 	// MaxParkedProfiles bounds the profiles a lane tracks as having parked deliveries (default
 	// 50,000). Past it the lane stops tracking them one by one and parks every new job of the
 	// destination until its park is down to half of it, so memory stays bounded however many
@@ -111,6 +114,9 @@ func (o *Options) defaults() {
 	if o.MaxParkedProfiles <= 0 {
 		o.MaxParkedProfiles = 50000
 	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = 8 << 20
+	}
 	if o.IdleRelease <= 0 {
 		o.IdleRelease = 30 * time.Second
 	}
@@ -141,8 +147,9 @@ type Dispatcher struct {
 
 	mu    sync.Mutex
 	lanes map[string]*lane
-	wg    sync.WaitGroup
-	parks chan struct{} // bounds concurrent park writes from the consumer
+	wg    sync.WaitGroup // lanes' workers and drainers, reviveParked
+	aux   sync.WaitGroup // alert writes
+	parks chan struct{}  // bounds concurrent park writes from the consumer
 }
 
 // New returns a dispatcher.
@@ -212,12 +219,8 @@ loop:
 	for range cap(d.parks) { // wait for park writes in flight
 		d.parks <- struct{}{}
 	}
-	d.mu.Lock()
-	for _, l := range d.lanes {
-		l.close()
-	}
-	d.mu.Unlock()
-	d.wg.Wait()
+	d.wg.Wait()  // lanes end with their drainers, which stop with laneCtx
+	d.aux.Wait() // alerts of circuit changes (each bounded by the stop grace)
 	close(stopCommit)
 	<-commitDone
 	return nil
@@ -245,6 +248,22 @@ func (d *Dispatcher) laneFor(ctx context.Context, destID string) *lane {
 	l := newLane(ctx, d, destID)
 	d.lanes[destID] = l
 	return l
+}
+
+// removeLane removes an idle lane that holds no claim, unless a job reached it meanwhile; the
+// lane is closed under both locks, so a concurrent offer either lands before (and the lane
+// stays) or is refused (and takes a new lane).
+func (d *Dispatcher) removeLane(l *lane) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d.lanes[l.destID] != l || l.owned || !l.idleLocked(d.opts.Now()) {
+		return false
+	}
+	l.closed = true
+	delete(d.lanes, l.destID)
+	return true
 }
 
 // laneOf returns the destination's lane on this node, if it has one.
@@ -328,7 +347,13 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 			d.track.finish(rec)
 			continue
 		}
-		d.laneFor(laneCtx, jobs[i].DestinationID).offer(ctx, item{rec: &recordRef{rec: rec}, job: jobs[i]})
+		it := item{rec: &recordRef{rec: rec}, job: jobs[i]}
+		for !d.laneFor(laneCtx, it.job.DestinationID).offer(ctx, it) {
+			// The lane was removed just now (idle): the next laneFor makes a new one.
+			if laneCtx.Err() != nil {
+				break // stopping: the record stays unfinished and is read again
+			}
+		}
 	}
 }
 

@@ -13,23 +13,28 @@ import (
 
 // drain feeds due parked deliveries to the workers — for each profile only its oldest, and
 // only when nothing of that profile is in flight here — and keeps the destination's claim.
+//
+// It starts the lane (park state, claim) and, when the lane has been idle long enough, gives up
+// the claim and removes the lane; the lane's workers end with it.
 func (l *lane) drain() {
 	defer l.d.wg.Done()
-	defer close(l.drained)
+	defer l.shut()
+	defer func() {
+		if l.isOwned() {
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = l.d.store.Release(rctx, l.destID, l.d.opts.NodeID)
+			cancel()
+		}
+	}()
+	if !l.start() {
+		return
+	}
 	t := time.NewTicker(l.d.opts.DrainInterval)
 	defer t.Stop()
 	lastClaim := l.d.opts.Now()
 	for {
 		select {
 		case <-l.ctx.Done():
-			l.mu.Lock()
-			owned := l.owned
-			l.mu.Unlock()
-			if owned {
-				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				_ = l.d.store.Release(rctx, l.destID, l.d.opts.NodeID)
-				cancel()
-			}
 			return
 		case <-t.C:
 		case <-l.wake:
@@ -37,7 +42,9 @@ func (l *lane) drain() {
 		now := l.d.opts.Now()
 		if now.Sub(lastClaim) >= l.d.opts.ClaimTTL/3 {
 			l.reread.Store(false)
-			l.claim()
+			if l.claim() && l.d.removeLane(l) {
+				return
+			}
 			l.reconcile()
 			lastClaim = now
 		} else if l.reread.Swap(false) {
@@ -79,13 +86,19 @@ func (l *lane) drain() {
 		}
 		for i := range heads {
 			h := &heads[i]
+			size := len(h.Job)
 			l.mu.Lock()
+			if !l.fits(l.queued, size) { // the lane holds its bytes' worth: the rest waits
+				l.mu.Unlock()
+				break
+			}
 			_, stale := l.released[h.DeliveryID]
 			// A profile with a park write in flight waits for it: its row may come before this one.
 			skip := stale || l.pending[h.ProfileKey] > 0 || l.parking[h.ProfileKey] > 0 || l.draining[h.DeliveryID]
 			if !skip {
 				l.pending[h.ProfileKey]++
 				l.draining[h.DeliveryID] = true
+				l.queued += size
 			}
 			l.mu.Unlock()
 			if skip {
@@ -95,14 +108,14 @@ func (l *lane) drain() {
 			if err != nil {
 				l.d.log.Error("dropping undecodable parked job", zap.Error(err), zap.String("deliveryId", h.DeliveryID))
 				ok := l.persist(store.Batch{Unpark: []string{h.DeliveryID}})
-				l.release(item{job: delivery.Job{ProfileKey: h.ProfileKey}, parked: h}, false)
+				l.release(item{job: delivery.Job{ProfileKey: h.ProfileKey}, parked: h, size: size}, false)
 				if ok {
 					l.unparked(h.ProfileKey)
 				}
 				continue
 			}
 			select {
-			case l.queues[workerOf(h.ProfileKey, len(l.queues))] <- item{job: job, parked: h}:
+			case l.queues[workerOf(h.ProfileKey, len(l.queues))] <- item{job: job, parked: h, size: size}:
 			case <-l.ctx.Done():
 				return
 			}

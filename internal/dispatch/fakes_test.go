@@ -41,9 +41,9 @@ type memStore struct {
 	parked map[string]store.Parked
 	alerts []store.Alert
 	claims map[string]claimRow // destination → holder
-	calls  map[string]int      // op (and "claim:node", "release:node") → calls made
+	calls  map[string]int      // op, "op:node" and "op@destination" → calls made
 	// fault, if set, is asked before every call; see storeFault.
-	fault func(op, node string, b *store.Batch) storeFault
+	fault func(c storeCall) storeFault
 	// hanging counts calls blocked by a hang fault right now.
 	hanging int
 	// afterParkedProfiles, if set, runs after ParkedProfiles has read (outside the lock): what
@@ -54,6 +54,14 @@ type memStore struct {
 type claimRow struct {
 	node  string
 	until time.Time
+}
+
+// storeCall describes one call of a memStore to its fault function.
+type storeCall struct {
+	op    string       // one of the op constants
+	dest  string       // the destination it concerns ("" for Write, Finished, DeliveryStatus, ParkedDestinations)
+	node  string       // Claim and Release: the calling node
+	batch *store.Batch // Write: what it would apply
 }
 
 // storeFault is what one call of a memStore does instead of succeeding.
@@ -76,7 +84,7 @@ func newMemStore() *memStore {
 }
 
 // setFault replaces the fault function (nil: every call succeeds).
-func (s *memStore) setFault(f func(op, node string, b *store.Batch) storeFault) {
+func (s *memStore) setFault(f func(c storeCall) storeFault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fault = f
@@ -85,7 +93,7 @@ func (s *memStore) setFault(f func(op, node string, b *store.Batch) storeFault) 
 // outage makes every call fail from now until until: with errStoreDown, or by hanging until
 // its context ends (hang).
 func (s *memStore) outage(until time.Time, hang bool) {
-	s.setFault(func(string, string, *store.Batch) storeFault {
+	s.setFault(func(storeCall) storeFault {
 		if !time.Now().Before(until) {
 			return storeFault{}
 		}
@@ -98,18 +106,22 @@ func (s *memStore) outage(until time.Time, hang bool) {
 
 // enter counts a call and applies the fault, if any: it returns whether a claim is refused, or
 // the call's error.
-func (s *memStore) enter(ctx context.Context, op, node string, b *store.Batch) (refused bool, err error) {
+func (s *memStore) enter(ctx context.Context, c storeCall) (refused bool, err error) {
+	op := c.op
 	s.mu.Lock()
 	s.calls[op]++
-	if node != "" {
-		s.calls[op+":"+node]++
+	if c.node != "" {
+		s.calls[op+":"+c.node]++
+	}
+	if c.dest != "" {
+		s.calls[op+"@"+c.dest]++
 	}
 	f := s.fault
 	s.mu.Unlock()
 	if f == nil {
 		return false, nil
 	}
-	sf := f(op, node, b)
+	sf := f(c)
 	if sf.hang {
 		s.mu.Lock()
 		s.hanging++
@@ -147,7 +159,7 @@ func (s *memStore) holder(destID string) string {
 }
 
 func (s *memStore) Write(ctx context.Context, b store.Batch) error {
-	if _, err := s.enter(ctx, opWrite, "", &b); err != nil {
+	if _, err := s.enter(ctx, storeCall{op: opWrite, batch: &b}); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -183,7 +195,7 @@ func (s *memStore) Write(ctx context.Context, b store.Batch) error {
 }
 
 func (s *memStore) ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]store.Parked, error) {
-	if _, err := s.enter(ctx, opHeads, "", nil); err != nil {
+	if _, err := s.enter(ctx, storeCall{op: opHeads, dest: destID}); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -214,7 +226,7 @@ func (s *memStore) ParkedHeads(ctx context.Context, destID string, now time.Time
 }
 
 func (s *memStore) ParkedProfiles(ctx context.Context, destID string) (map[string]int, error) {
-	if _, err := s.enter(ctx, opProfiles, "", nil); err != nil {
+	if _, err := s.enter(ctx, storeCall{op: opProfiles, dest: destID}); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -233,7 +245,7 @@ func (s *memStore) ParkedProfiles(ctx context.Context, destID string) (map[strin
 }
 
 func (s *memStore) CountParked(ctx context.Context, destID string) (int64, error) {
-	if _, err := s.enter(ctx, opCount, "", nil); err != nil {
+	if _, err := s.enter(ctx, storeCall{op: opCount, dest: destID}); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
@@ -248,7 +260,7 @@ func (s *memStore) CountParked(ctx context.Context, destID string) (int64, error
 }
 
 func (s *memStore) ParkedDestinations(ctx context.Context) ([]string, error) {
-	if _, err := s.enter(ctx, opDestinations, "", nil); err != nil {
+	if _, err := s.enter(ctx, storeCall{op: opDestinations}); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -266,7 +278,7 @@ func (s *memStore) ParkedDestinations(ctx context.Context) ([]string, error) {
 
 // Claim is store.DB's: node gets (or renews) the claim when it is free, expired or its own.
 func (s *memStore) Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error) {
-	if refused, err := s.enter(ctx, opClaim, node, nil); err != nil || refused {
+	if refused, err := s.enter(ctx, storeCall{op: opClaim, dest: destID, node: node}); err != nil || refused {
 		return false, err
 	}
 	s.mu.Lock()
@@ -279,7 +291,7 @@ func (s *memStore) Claim(ctx context.Context, destID, node string, now time.Time
 }
 
 func (s *memStore) Release(ctx context.Context, destID, node string) error {
-	if _, err := s.enter(ctx, opRelease, node, nil); err != nil {
+	if _, err := s.enter(ctx, storeCall{op: opRelease, dest: destID, node: node}); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -291,7 +303,7 @@ func (s *memStore) Release(ctx context.Context, destID, node string) error {
 }
 
 func (s *memStore) DeliveryStatus(ctx context.Context, id string) (delivery.Status, error) {
-	if _, err := s.enter(ctx, opStatus, "", nil); err != nil {
+	if _, err := s.enter(ctx, storeCall{op: opStatus}); err != nil {
 		return "", err
 	}
 	s.mu.Lock()
@@ -300,7 +312,7 @@ func (s *memStore) DeliveryStatus(ctx context.Context, id string) (delivery.Stat
 }
 
 func (s *memStore) Finished(ctx context.Context, ids []string) (map[string]bool, error) {
-	if _, err := s.enter(ctx, opFinished, "", nil); err != nil {
+	if _, err := s.enter(ctx, storeCall{op: opFinished}); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -511,7 +523,10 @@ func unauthorized() reply {
 	return reply{res: qualtrics.Result{Outcome: qualtrics.Outcome{Class: qualtrics.DestinationFault, Reason: qualtrics.ReasonUnauthorized, Status: 401, Excerpt: "bad token"}}}
 }
 
-const rigDest = "dst_timing"
+const (
+	rigDest   = "dst_timing"
+	otherDest = "dst_other" // a second destination, for isolation tests
+)
 
 // rig runs a real Dispatcher, with the doubles above, inside the current synctest bubble. It
 // keeps a ledger: every commit is checked against the store — an offset may be committed only
@@ -546,7 +561,8 @@ func startNode(t *testing.T, st *memStore, node string, opts Options, perMin int
 	r := &rig{t: t,
 		src: &memSource{recs: make(chan queue.Record, 1024)},
 		reg: &memRegistry{changed: make(chan struct{}), dests: map[string]destination.Destination{
-			rigDest: {ID: rigDest, Name: "timing", URL: "https://example.invalid/events", Username: "u", Token: "t", RateLimitPerMinute: perMin, Enabled: true},
+			rigDest:   {ID: rigDest, Name: "timing", URL: "https://example.invalid/events", Username: "u", Token: "t", RateLimitPerMinute: perMin, Enabled: true},
+			otherDest: {ID: otherDest, Name: "other", URL: "https://other.invalid/events", Username: "u", Token: "t", RateLimitPerMinute: perMin, Enabled: true},
 		}},
 		st:     st,
 		snd:    &fakeSender{script: script, perID: map[string]int{}},
@@ -594,6 +610,12 @@ func (r *rig) offer(profile string) string {
 // offerSized is offer with a payload of at least size bytes.
 func (r *rig) offerSized(profile string, size int) string {
 	r.t.Helper()
+	return r.offerTo(rigDest, profile, size)
+}
+
+// offerTo publishes a job for destination dest (rigDest or otherDest).
+func (r *rig) offerTo(dest, profile string, size int) string {
+	r.t.Helper()
 	r.mu.Lock()
 	r.seq++
 	seq := r.seq
@@ -604,12 +626,12 @@ func (r *rig) offerSized(profile string, size int) string {
 	if size > len(payload) {
 		payload = fmt.Sprintf(`{"profile":%q,"pad":%q}`, profile, strings.Repeat("x", size))
 	}
-	b, err := delivery.EncodeJob(delivery.Job{DeliveryID: id, UpdateID: "upd_" + id, DestinationID: rigDest, ProfileKey: profile,
+	b, err := delivery.EncodeJob(delivery.Job{DeliveryID: id, UpdateID: "upd_" + id, DestinationID: dest, ProfileKey: profile,
 		ReceivedAt: time.Now(), Payload: json.RawMessage(payload)})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.src.recs <- queue.Record{Topic: "qgate.delivery-jobs", Partition: 0, Offset: seq, Key: []byte(rigDest), Value: b}
+	r.src.recs <- queue.Record{Topic: "qgate.delivery-jobs", Partition: 0, Offset: seq, Key: []byte(dest), Value: b}
 	return id
 }
 

@@ -50,45 +50,43 @@ type lane struct {
 	recent     map[string]struct{}
 	recentRing []string
 	recentNext int
-	owned      bool // this node holds the destination's claim
+	owned      bool      // this node holds the destination's claim
+	claimedAt  time.Time // when the claim was last taken or renewed
 	lastActive time.Time
+	// ready: the park state is loaded and the claim tried (the drainer does both, outside the
+	// dispatcher's lock). Until then live jobs wait in early, in order, up to the lane's bounds.
+	ready      bool
+	early      []item
+	earlyBytes int
+	queued     int  // bytes of the items in the workers' queues or in flight
+	closed     bool // removed or stopped: offer refuses jobs, the caller takes a new lane
 	wake       chan struct{}
 	reread     atomic.Bool // Wake asked the drainer to reconcile
 	reconciled sync.Mutex  // held by reconcile: one at a time
-	drained    chan struct{} // closed when the drainer has stopped
 }
 
 type item struct {
 	rec    *recordRef    // the Kafka record to finish, for live jobs
 	job    delivery.Job  //
 	parked *store.Parked // set when the item comes from the park
+	size   int           // bytes it pins while queued (counted in lane.queued)
 }
 
+// newLane starts a lane; it does no store I/O (it runs under the dispatcher's lock): the
+// drainer loads the park state and takes the claim.
 func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 	l := &lane{d: d, destID: destID, ctx: ctx,
-		limiter:  newLimiter(destination.DefaultRateLimitPerMinute),
-		pending:  map[string]int{},
-		parked:   map[string]int{},
-		draining: map[string]bool{},
-		released: map[string]time.Time{},
-		parking:  map[string]int{},
-		recent:   map[string]struct{}{},
-		wake:     make(chan struct{}, 1),
-		drained:  make(chan struct{}),
+		limiter:    newLimiter(destination.DefaultRateLimitPerMinute),
+		pending:    map[string]int{},
+		parked:     map[string]int{},
+		draining:   map[string]bool{},
+		released:   map[string]time.Time{},
+		parking:    map[string]int{},
+		recent:     map[string]struct{}{},
+		wake:       make(chan struct{}, 1),
+		lastActive: d.opts.Now(),
 	}
 	l.breaker = newBreaker(l)
-	// What is parked for this destination decides which profiles must wait behind the park.
-	for i := 0; ; i++ {
-		err := l.loadParked(ctx)
-		if err == nil {
-			break
-		}
-		d.log.Warn("loading parked deliveries failed; retrying", zap.Error(err), zap.String("destinationId", destID))
-		if !sleep(ctx, time.Duration(min(i+1, 10))*100*time.Millisecond) {
-			break
-		}
-	}
-	l.claim()
 	for range d.opts.Workers {
 		q := make(chan item, d.opts.QueueSize)
 		l.queues = append(l.queues, q)
@@ -101,35 +99,115 @@ func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 }
 
 // offer takes a live job from the consumer without blocking on the destination: it is queued
-// for its profile's worker, or parked when it cannot go out now (lane full, the profile already
-// has parked deliveries, or another node holds the destination).
-func (l *lane) offer(ctx context.Context, it item) {
-	p := it.job.ProfileKey
+// for its profile's worker, or parked when it cannot go out now (lane full in jobs or bytes, the
+// profile already has parked deliveries, or another node holds the destination). Before the lane
+// is ready the job waits in memory, in order, as long as the lane's bounds allow. It returns
+// false when the lane is closed (removed): the caller offers the job to a new lane.
+func (l *lane) offer(ctx context.Context, it item) bool {
+	it.size = len(it.job.Payload)
 	l.mu.Lock()
-	l.lastActive = l.d.opts.Now()
-	if !l.behindLocked(p) && l.owned {
-		select {
-		case l.queues[workerOf(p, len(l.queues))] <- it:
-			l.pending[p]++
-			l.mu.Unlock()
-			return
-		default:
-		}
+	if l.closed {
+		l.mu.Unlock()
+		return false
 	}
-	l.addParkedLocked(p)
-	l.parking[p]++
+	l.lastActive = l.d.opts.Now()
+	if !l.ready {
+		if len(l.early) < len(l.queues)*l.d.opts.QueueSize && l.fits(l.earlyBytes, it.size) {
+			l.early = append(l.early, it)
+			l.earlyBytes += it.size
+			l.mu.Unlock()
+			return true
+		}
+	} else if l.queueLocked(it) {
+		l.mu.Unlock()
+		return true
+	}
+	l.parkingLocked(it.job.ProfileKey)
 	l.mu.Unlock()
-	l.d.metrics.parked.Inc()
 	l.d.parkAsync(ctx, l, it)
+	return true
 }
 
-// close ends the workers once the drainer (the other sender to their queues) has stopped; the
-// lane's context must be cancelled first.
-func (l *lane) close() {
-	<-l.drained
+// fits reports whether an item of size bytes may join queued bytes in memory: within
+// MaxQueuedBytes, and always when nothing is queued (a single large job is not parked for its
+// size alone).
+func (l *lane) fits(queued, size int) bool {
+	return queued == 0 || queued+size <= l.d.opts.MaxQueuedBytes
+}
+
+// queueLocked hands a live job to its profile's worker if it may go out now and there is room;
+// l.mu is held.
+func (l *lane) queueLocked(it item) bool {
+	p := it.job.ProfileKey
+	if l.behindLocked(p) || !l.owned || !l.fits(l.queued, it.size) {
+		return false
+	}
+	select {
+	case l.queues[workerOf(p, len(l.queues))] <- it:
+		l.pending[p]++
+		l.queued += it.size
+		return true
+	default:
+		return false
+	}
+}
+
+// parkingLocked counts a live job the consumer parks (parkAsync writes it); l.mu is held.
+func (l *lane) parkingLocked(profile string) {
+	l.addParkedLocked(profile)
+	l.parking[profile]++
+	l.d.metrics.parked.Inc()
+}
+
+// start loads the lane's park state and tries the claim, then lets the jobs that arrived
+// meanwhile through, in order. It returns false when the dispatcher stops first.
+func (l *lane) start() bool {
+	// What is parked for this destination decides which profiles must wait behind the park.
+	for i := 0; ; i++ {
+		err := l.loadParked()
+		if err == nil {
+			break
+		}
+		l.d.log.Warn("loading parked deliveries failed; retrying", zap.Error(err), zap.String("destinationId", l.destID))
+		if !retryPause(l.ctx, i) {
+			return false
+		}
+	}
+	l.claim()
+	l.mu.Lock()
+	l.ready = true
+	early := l.early
+	l.early, l.earlyBytes = nil, 0
+	var parks []item
+	for _, it := range early {
+		if !l.queueLocked(it) {
+			l.parkingLocked(it.job.ProfileKey)
+			parks = append(parks, it)
+		}
+	}
+	l.mu.Unlock()
+	for _, it := range parks {
+		l.d.parkAsync(l.ctx, l, it)
+	}
+	return true
+}
+
+// shut ends the lane once its drainer stops: offers are refused from now on, and the workers
+// end when their queues are empty (the drainer was the other sender to them).
+func (l *lane) shut() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
 	for _, q := range l.queues {
 		close(q)
 	}
+}
+
+// idleLocked reports whether the lane has nothing to do and has had nothing for IdleRelease:
+// nothing queued, in flight, parked or being parked; l.mu is held.
+func (l *lane) idleLocked(now time.Time) bool {
+	return l.ready && len(l.pending) == 0 && l.parkedTotal == 0 && len(l.parking) == 0 && len(l.draining) == 0 &&
+		len(l.early) == 0 && now.Sub(l.lastActive) > l.d.opts.IdleRelease
 }
 
 func (l *lane) work(q chan item) {
@@ -164,6 +242,7 @@ func (l *lane) release(it item, durable bool) {
 	if l.pending[p]--; l.pending[p] <= 0 {
 		delete(l.pending, p)
 	}
+	l.queued -= it.size
 	if it.parked != nil {
 		delete(l.draining, it.parked.DeliveryID)
 		l.released[it.parked.DeliveryID] = l.d.opts.Now()

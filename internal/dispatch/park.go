@@ -87,16 +87,20 @@ func (l *lane) enterOverflowLocked(total int) {
 	l.overflow, l.parked, l.parkedTotal = true, map[string]int{}, total
 }
 
-// loadParked sets the lane's park state from the store: per profile, or — when the park holds
-// more deliveries than MaxParkedProfiles — overflow with the total.
-func (l *lane) loadParked(ctx context.Context) error {
+// loadParked adds the store's park to the lane's park state: per profile, or — when the park
+// holds more deliveries than MaxParkedProfiles — overflow with the total. What the lane parked
+// before (jobs that arrived while it was loading) stays counted on top: the read may or may not
+// include them, and an overcount only makes a profile wait until the next reconcile.
+func (l *lane) loadParked() error {
+	ctx, cancel := l.readCtx()
+	defer cancel()
 	total, err := l.d.store.CountParked(ctx, l.destID)
 	if err != nil {
 		return err
 	}
 	if total > int64(l.d.opts.MaxParkedProfiles) {
 		l.mu.Lock()
-		l.enterOverflowLocked(int(total))
+		l.enterOverflowLocked(int(total) + l.parkedTotal)
 		l.mu.Unlock()
 		return nil
 	}
@@ -106,10 +110,14 @@ func (l *lane) loadParked(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.parkedTotal = 0
 	for k, n := range counts {
-		l.parked[k] = n
+		if !l.overflow {
+			l.parked[k] += n
+		}
 		l.parkedTotal += n
+	}
+	if len(l.parked) > l.d.opts.MaxParkedProfiles {
+		l.enterOverflowLocked(l.parkedTotal)
 	}
 	return nil
 }
