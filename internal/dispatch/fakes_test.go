@@ -547,6 +547,7 @@ type rig struct {
 	ids     map[int64]string // offset → delivery ID
 	checked int64            // offsets up to this one were checked at a commit
 	wrong   []string         // ledger violations
+	closed  bool
 }
 
 // startRig must be called inside a synctest bubble; the caller defers r.close().
@@ -643,6 +644,10 @@ func (r *rig) close() {
 	<-r.done
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
 	for _, w := range r.wrong {
 		r.t.Error("ledger: " + w)
 	}
