@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"context"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -19,13 +18,6 @@ import (
 func (l *lane) drain() {
 	defer l.d.wg.Done()
 	defer l.shut()
-	defer func() {
-		if l.isOwned() {
-			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = l.d.store.Release(rctx, l.destID, l.d.opts.NodeID)
-			cancel()
-		}
-	}()
 	if !l.start() {
 		return
 	}

@@ -63,6 +63,7 @@ type lane struct {
 	wake       chan struct{}
 	reread     atomic.Bool // Wake asked the drainer to reconcile
 	reconciled sync.Mutex  // held by reconcile: one at a time
+	workers    sync.WaitGroup
 }
 
 type item struct {
@@ -91,6 +92,7 @@ func newLane(ctx context.Context, d *Dispatcher, destID string) *lane {
 		q := make(chan item, d.opts.QueueSize)
 		l.queues = append(l.queues, q)
 		d.wg.Add(1)
+		l.workers.Add(1)
 		go l.work(q)
 	}
 	d.wg.Add(1)
@@ -192,14 +194,21 @@ func (l *lane) start() bool {
 	return true
 }
 
-// shut ends the lane once its drainer stops: offers are refused from now on, and the workers
-// end when their queues are empty (the drainer was the other sender to them).
+// shut ends the lane once its drainer stops: offers are refused from now on, the workers end
+// when their queues are empty (the drainer was the other sender to them), and then — nothing of
+// the lane's in flight any more — the claim is released.
 func (l *lane) shut() {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
 	for _, q := range l.queues {
 		close(q)
+	}
+	l.workers.Wait()
+	if l.isOwned() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = l.d.store.Release(ctx, l.destID, l.d.opts.NodeID)
+		cancel()
 	}
 }
 
@@ -212,6 +221,7 @@ func (l *lane) idleLocked(now time.Time) bool {
 
 func (l *lane) work(q chan item) {
 	defer l.d.wg.Done()
+	defer l.workers.Done()
 	for it := range q {
 		if l.ctx.Err() == nil && l.deliver(it) {
 			l.release(it, true)
