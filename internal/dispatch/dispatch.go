@@ -330,7 +330,10 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 	var finished map[string]bool
 	for attempt := 0; ; attempt++ {
 		var err error
-		if finished, err = d.store.Finished(ctx, ids); err == nil || ctx.Err() != nil {
+		fctx, cancel := context.WithTimeout(ctx, readTimeout)
+		finished, err = d.store.Finished(fctx, ids)
+		cancel()
+		if err == nil || ctx.Err() != nil {
 			break
 		}
 		d.log.Warn("checking for finished deliveries failed; retrying", zap.Error(err))

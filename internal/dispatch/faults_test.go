@@ -311,3 +311,61 @@ func TestRunWaitsForAlertWrites(t *testing.T) {
 		}
 	})
 }
+
+// Stopping while the store does not answer: Run returns within the stop grace, nothing whose
+// outcome was not confirmed is committed, and after the restart the same jobs (read again) go
+// out with the same Idempotency-Keys and are recorded.
+func TestStopDuringOutageLeavesJobsUncommitted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemStore()
+		opts := Options{Workers: 16, DrainInterval: drainTick, IdleRelease: time.Hour, BreakerTrips: noTrip}
+		r := startNode(t, st, "node-timing", opts, fastRate, func(string, int, int) reply { return ok200() })
+		defer r.close()
+		r.offer("warm")
+		advance(time.Second)
+		st.setFault(func(c storeCall) storeFault { return storeFault{hang: c.op == opWrite} })
+		profiles := profilesOnDistinctWorkers(8, 16) // each sends at once, then waits for its write
+		var ids []string
+		for _, p := range profiles {
+			ids = append(ids, r.offer(p))
+		}
+		advance(time.Second) // sent; their outcomes cannot be written
+		if n := r.snd.count(); n != len(ids)+1 {
+			t.Fatalf("%d sends, want %d", n, len(ids)+1)
+		}
+		start := time.Now()
+		r.close()
+		if d := time.Since(start); d > writeTimeout+stopGrace+lateTry {
+			t.Fatalf("Run took %v to stop during the outage, want at most %v", d, writeTimeout+stopGrace+lateTry)
+		}
+		if off := r.src.committedOffset(); off != 1 {
+			t.Fatalf("committed offset %d after stopping in the outage, want 1 (only the warm-up job)", off)
+		}
+
+		// The restart: the store is back, the uncommitted jobs are read again.
+		st.setFault(nil)
+		r2 := startNode(t, st, "node-timing", opts, fastRate, func(string, int, int) reply { return ok200() })
+		defer r2.close()
+		r2.offer("warm") // offset 1 again: already delivered, closed without a send
+		for i := range ids {
+			if id := r2.offer(profiles[i]); id != ids[i] {
+				t.Fatalf("re-read job %d has ID %s, want %s", i, id, ids[i])
+			}
+		}
+		advance(time.Minute)
+		for _, id := range ids {
+			if s := st.statusOf(id); s != delivery.Delivered {
+				t.Errorf("%s: status %q after the restart, want delivered", id, s)
+			}
+			if n := len(r2.snd.of(id)); n != 1 {
+				t.Errorf("%s: sent %d times after the restart, want once (same Idempotency-Key)", id, n)
+			}
+		}
+		if n := len(r2.snd.of("dlv_0001")); n != 0 {
+			t.Errorf("the delivered warm-up job was sent again after the restart")
+		}
+		if off := r2.src.committedOffset(); off != int64(len(ids)+1) {
+			t.Errorf("committed offset %d after the restart, want %d", off, len(ids)+1)
+		}
+	})
+}
