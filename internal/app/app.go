@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -73,41 +72,33 @@ type App struct {
 
 // New builds a node from cfg: it opens the store, starts the embedded broker when no brokers
 // are configured, creates missing topics and assembles the HTTP API. It does not listen yet.
-func New(ctx context.Context, cfg config.Config, log *zap.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
-	defer func() {
-		if err != nil {
-			a.closeAll()
-		}
-	}()
+// PostgreSQL and Kafka are waited for, with backoff, for at most cfg.StartupTimeout (see
+// startup.go). On error everything opened so far is closed again.
+func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	if err := a.build(ctx); err != nil {
+		a.closeAll()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	a.store, err = store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
-	if err != nil {
-		return nil, err
+	bound := cfg.StartupTimeout
+	if bound <= 0 { // a Config built by hand, not loaded
+		bound = config.Default().StartupTimeout
 	}
-	if a.secret, err = loadSecret(cfg, log); err != nil {
-		return nil, err
-	}
-
-	a.brokers = cfg.KafkaBrokers
-	if cfg.Embedded() {
-		a.broker, err = kafka.StartEmbedded(0)
-		if err != nil {
-			return nil, err
-		}
-		a.brokers = a.broker.Addrs()
-		log.Warn("EMBEDDED KAFKA BROKER IN MEMORY: NOT DURABLE. Everything queued is lost when this process stops. Set QGATE_KAFKA_BROKERS for production.",
-			zap.Strings("brokers", a.brokers))
-	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = kafka.EnsureTopics(tctx, a.brokers,
-		kafka.TopicSpec{Name: cfg.ProfileTopic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor},
-		kafka.TopicSpec{Name: cfg.DeliveryTopic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor},
-	)
+	sctx, cancel := context.WithTimeoutCause(ctx, bound, errStartupDeadline)
+	err := a.connect(sctx)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("kafka at %s: %w", strings.Join(a.brokers, ","), err)
+		return err
+	}
+	if a.secret, err = loadSecret(cfg, log); err != nil {
+		return err
 	}
 
 	a.producer = kafka.NewProducer(a.brokers, cfg.ProfileTopic, kafka.ProducerOptions{})
@@ -122,11 +113,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (a *App, err e
 	}
 	box, err := destination.NewBox(a.secret)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.destinations = destination.NewRegistry(a.store, box, log)
 	if err := a.destinations.Load(ctx); err != nil {
-		return nil, err
+		return fmt.Errorf("load destinations: %w", err)
 	}
 	policy := qualtrics.HostPolicy{AllowedHosts: cfg.AllowedHosts, AllowPrivate: cfg.AllowPrivateNetworks}
 	a.client = qualtrics.NewClient(qualtrics.Options{Timeout: cfg.DeliveryTimeout, UserAgent: version.UserAgent(), Policy: policy})
@@ -137,7 +128,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (a *App, err e
 	a.routerM = router.NewMetrics(a.registry)
 	a.dispatchM = dispatch.NewMetrics(a.registry)
 	a.engine = a.routes()
-	return a, nil
+	return nil
 }
 
 func (a *App) routes() *gin.Engine {
