@@ -13,8 +13,9 @@ import (
 // cut closes every connection and refuses new ones (the listener is closed: connection
 // refused); blackhole keeps every connection open but moves no byte either way, and new
 // connections are accepted but never forwarded, as across a network partition; restore ends
-// either. Bytes held by a blackhole are forwarded once it ends (TCP would retransmit them),
-// unless an end has given up on the connection meanwhile.
+// either. A connection caught in a blackhole never carries another byte: it is closed when the
+// blackhole ends, with what it held dropped (a partition that outlasted TCP's retransmissions),
+// so a write that timed out in the blackhole never lands late.
 type tcpProxy struct {
 	t      *testing.T
 	addr   string
@@ -103,7 +104,9 @@ func (p *tcpProxy) pipe(dst, src net.Conn) {
 	}
 }
 
-// pass waits while the proxy is blackholed; false once it closed.
+// pass reports whether bytes may go on now: true while the proxy forwards; while it is
+// blackholed it waits, and then reports false (the connection is dropped) once the blackhole
+// ended or the proxy closed.
 func (p *tcpProxy) pass() bool {
 	p.mu.Lock()
 	healed := p.healed
@@ -111,9 +114,13 @@ func (p *tcpProxy) pass() bool {
 	select {
 	case <-healed:
 		return true
-	case <-p.closed:
-		return false
+	default:
 	}
+	select {
+	case <-healed:
+	case <-p.closed:
+	}
+	return false
 }
 
 // track registers a connection; false if the proxy was cut or closed meanwhile.
