@@ -67,6 +67,7 @@ type App struct {
 	dispatchSrc  *kafka.Consumer
 	routerM      *router.Metrics
 	dispatchM    *dispatch.Metrics
+	consumerErrs *consumerErrors
 	live         atomic.Pointer[dispatch.Dispatcher] // the dispatcher, once the stages started
 }
 
@@ -127,6 +128,7 @@ func (a *App) build(ctx context.Context) error {
 	a.jobs = kafka.NewProducer(a.brokers, cfg.DeliveryTopic, kafka.ProducerOptions{})
 	a.routerM = router.NewMetrics(a.registry)
 	a.dispatchM = dispatch.NewMetrics(a.registry)
+	a.consumerErrs = newConsumerErrors(a.registry, log.Named("kafka"))
 	a.engine = a.routes()
 	return nil
 }
@@ -238,7 +240,7 @@ func (a *App) startStages() {
 	go a.destinations.Run(refreshCtx, a.cfg.RegistryRefresh)
 	go store.RunPruner(refreshCtx, a.store, a.cfg.Retention, time.Hour, a.log.Named("retention"))
 
-	a.routerSrc = kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{})
+	a.routerSrc = kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(routerGroup)})
 	r := router.New(a.routerSrc, a.destinations, a.jobs, a.status, a.log.Named("router"), a.routerM)
 	routerCtx, stopRouter := context.WithCancel(context.Background())
 	a.stopRouter = stopRouter
@@ -250,7 +252,7 @@ func (a *App) startStages() {
 		}
 	}()
 
-	a.dispatchSrc = kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{})
+	a.dispatchSrc = kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(dispatchGroup)})
 	d := dispatch.New(a.dispatchSrc, a.destinations, a.client, a.status, a.store, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
 		RetryWindow:    a.cfg.RetryWindow,
 		Backoff:        dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay},
