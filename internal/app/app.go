@@ -57,14 +57,9 @@ type App struct {
 	client       *qualtrics.Client
 	jobs         *kafka.Producer
 
-	// The background stages, started by Start and stopped in order by Shutdown.
+	// The background stages, started by Start and stopped together by Shutdown.
 	stopRefresh  context.CancelFunc
-	stopRouter   context.CancelFunc
-	stopDispatch context.CancelFunc
-	routerDone   chan struct{}
-	dispatchDone chan struct{}
-	routerSrc    *kafka.Consumer
-	dispatchSrc  *kafka.Consumer
+	stages       []stage // the router and the dispatcher
 	routerM      *router.Metrics
 	dispatchM    *dispatch.Metrics
 	consumerErrs *consumerErrors
@@ -240,58 +235,18 @@ func (a *App) startStages() {
 	go a.destinations.Run(refreshCtx, a.cfg.RegistryRefresh)
 	go store.RunPruner(refreshCtx, a.store, a.cfg.Retention, time.Hour, a.log.Named("retention"))
 
-	a.routerSrc = kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(routerGroup)})
-	r := router.New(a.routerSrc, a.destinations, a.jobs, a.status, a.log.Named("router"), a.routerM)
-	routerCtx, stopRouter := context.WithCancel(context.Background())
-	a.stopRouter = stopRouter
-	a.routerDone = make(chan struct{})
-	go func() {
-		defer close(a.routerDone)
-		if err := r.Run(routerCtx); err != nil {
-			a.log.Error("router stopped", zap.Error(err))
-		}
-	}()
+	routerSrc := kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(routerGroup)})
+	r := router.New(routerSrc, a.destinations, a.jobs, a.status, a.log.Named("router"), a.routerM)
+	a.startStage("router", routerSrc, r.Run)
 
-	a.dispatchSrc = kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(dispatchGroup)})
-	d := dispatch.New(a.dispatchSrc, a.destinations, a.client, a.status, a.store, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
+	dispatchSrc := kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(dispatchGroup)})
+	d := dispatch.New(dispatchSrc, a.destinations, a.client, a.status, a.store, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
 		RetryWindow:    a.cfg.RetryWindow,
 		Backoff:        dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay},
 		BreakerTimeout: a.cfg.BreakerTimeout,
 	})
 	a.live.Store(d)
-	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
-	a.stopDispatch = stopDispatch
-	a.dispatchDone = make(chan struct{})
-	go func() {
-		defer close(a.dispatchDone)
-		if err := d.Run(dispatchCtx); err != nil {
-			a.log.Error("dispatcher stopped", zap.Error(err))
-		}
-	}()
-}
-
-// stopStages stops the router, then the dispatcher (its in-flight attempts finish and their
-// outcomes are committed), each leaving its consumer group.
-func (a *App) stopStages(ctx context.Context) error {
-	var errs []error
-	wait := func(name string, stop context.CancelFunc, done chan struct{}, src *kafka.Consumer) {
-		if stop == nil {
-			return
-		}
-		stop()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("%s did not stop in time", name))
-		}
-		if err := src.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("%s consumer: %w", name, err))
-		}
-	}
-	wait("router", a.stopRouter, a.routerDone, a.routerSrc)
-	wait("dispatcher", a.stopDispatch, a.dispatchDone, a.dispatchSrc)
-	a.stopRouter, a.stopDispatch = nil, nil
-	return errors.Join(errs...)
+	a.startStage("dispatcher", dispatchSrc, d.Run)
 }
 
 // Run starts the node and serves until ctx is cancelled, then shuts down gracefully.
@@ -325,22 +280,39 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
-	if err := a.stopStages(ctx); err != nil {
+	ended, err := a.stopStages(ctx)
+	if err != nil {
 		errs = append(errs, err)
+	}
+	if !ended {
+		a.log.Error("shutdown: a stage is still running after QGATE_SHUTDOWN_TIMEOUT; the status writer, the job producer and the store stay open under it until the process exits")
+		a.closeShared()
+		return errors.Join(errs...)
 	}
 	a.closeAll()
 	return errors.Join(errs...)
 }
 
+// closeAll closes everything the node opened. Only once no stage runs: the stages write
+// through the status writer, publish through the job producer and read the store.
 func (a *App) closeAll() {
-	if a.stopRefresh != nil {
-		a.stopRefresh()
-	}
+	a.closeShared()
 	if a.jobs != nil {
 		a.jobs.Close()
 	}
 	if a.status != nil {
 		a.status.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+// closeShared closes what no stage uses: the refresh and pruner, idle destination
+// connections, the ingest producer and the embedded broker.
+func (a *App) closeShared() {
+	if a.stopRefresh != nil {
+		a.stopRefresh()
 	}
 	if a.client != nil {
 		a.client.CloseIdleConnections()
@@ -350,9 +322,6 @@ func (a *App) closeAll() {
 	}
 	if a.broker != nil {
 		a.broker.Close()
-	}
-	if a.store != nil {
-		a.store.Close()
 	}
 }
 
