@@ -7,9 +7,9 @@ import (
 	"context"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
 	"github.com/qgate/qgate/internal/delivery"
@@ -70,7 +70,10 @@ type Options struct {
 	MaxInMemoryWait time.Duration
 	DrainInterval   time.Duration // how often due parked deliveries are looked for (default 250ms)
 	ClaimTTL        time.Duration // a destination claim's lifetime, renewed at a third of it (default 15s)
-	IdleRelease     time.Duration // an idle lane gives up its claim after this (default 30s)
+	IdleRelease     time.Duration // an idle lane gives up its claim and is removed after this (default 30s)
+	// MaxQueuedBytes bounds the payload bytes a lane holds in memory (queued, in flight, or
+	// waiting for the lane to start); past it, live jobs park (default 8 MiB).
+	MaxQueuedBytes int
 	// MaxParkedProfiles bounds the profiles a lane tracks as having parked deliveries (default
 	// 50,000). Past it the lane stops tracking them one by one and parks every new job of the
 	// destination until its park is down to half of it, so memory stays bounded however many
@@ -111,6 +114,9 @@ func (o *Options) defaults() {
 	if o.MaxParkedProfiles <= 0 {
 		o.MaxParkedProfiles = 50000
 	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = 8 << 20
+	}
 	if o.IdleRelease <= 0 {
 		o.IdleRelease = 30 * time.Second
 	}
@@ -134,10 +140,16 @@ type Dispatcher struct {
 	metrics *Metrics
 	track   *tracker
 
+	// stopping holds the end of the stop grace once Run began to stop; gaveUp is set when a
+	// durable write failed past it (see persist).
+	stopping atomic.Pointer[time.Time]
+	gaveUp   atomic.Bool
+
 	mu    sync.Mutex
 	lanes map[string]*lane
-	wg    sync.WaitGroup
-	parks chan struct{} // bounds concurrent park writes from the consumer
+	wg    sync.WaitGroup // lanes' workers and drainers, reviveParked
+	aux   sync.WaitGroup // alert writes
+	parks chan struct{}  // bounds concurrent park writes from the consumer
 }
 
 // New returns a dispatcher.
@@ -201,16 +213,14 @@ loop:
 	}
 	// Stop taking work; in-flight attempts finish (each bounded by the client timeout), waiting
 	// workers stop at once. Unfinished records stay uncommitted and are read again later.
+	end := time.Now().Add(stopGrace)
+	d.stopping.Store(&end)
 	stopLanes()
 	for range cap(d.parks) { // wait for park writes in flight
 		d.parks <- struct{}{}
 	}
-	d.mu.Lock()
-	for _, l := range d.lanes {
-		l.close()
-	}
-	d.mu.Unlock()
-	d.wg.Wait()
+	d.wg.Wait()  // lanes end with their drainers, which stop with laneCtx
+	d.aux.Wait() // alerts of circuit changes (each bounded by the stop grace)
 	close(stopCommit)
 	<-commitDone
 	return nil
@@ -240,6 +250,22 @@ func (d *Dispatcher) laneFor(ctx context.Context, destID string) *lane {
 	return l
 }
 
+// removeLane removes an idle lane that holds no claim, unless a job reached it meanwhile; the
+// lane is closed under both locks, so a concurrent offer either lands before (and the lane
+// stays) or is refused (and takes a new lane).
+func (d *Dispatcher) removeLane(l *lane) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d.lanes[l.destID] != l || l.owned || !l.idleLocked(d.opts.Now()) {
+		return false
+	}
+	l.closed = true
+	delete(d.lanes, l.destID)
+	return true
+}
+
 // laneOf returns the destination's lane on this node, if it has one.
 func (d *Dispatcher) laneOf(destID string) (*lane, bool) {
 	d.mu.Lock()
@@ -266,16 +292,15 @@ func (d *Dispatcher) Circuit(destID string) (state string, owned bool) {
 }
 
 // Wake makes the destination's lane on this node re-read its park now (after a replay parked
-// deliveries behind its back) instead of at its next claim renewal.
+// deliveries behind its back) instead of at its next claim renewal. The lane's drainer does it:
+// reconcile never runs on two goroutines at once.
 func (d *Dispatcher) Wake(destID string) {
 	l, ok := d.laneOf(destID)
 	if !ok {
 		return // reviveParked starts a lane for a destination with parked deliveries
 	}
-	go func() {
-		l.reconcile()
-		l.poke()
-	}()
+	l.reread.Store(true)
+	l.poke()
 }
 
 // Outstanding reports fetched jobs not finished yet (for tests and metrics).
@@ -322,30 +347,14 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 			d.track.finish(rec)
 			continue
 		}
-		d.laneFor(laneCtx, jobs[i].DestinationID).offer(item{rec: &recordRef{rec: rec}, job: jobs[i]})
+		it := item{rec: &recordRef{rec: rec}, job: jobs[i]}
+		for !d.laneFor(laneCtx, it.job.DestinationID).offer(ctx, it) {
+			// The lane was removed just now (idle): the next laneFor makes a new one.
+			if laneCtx.Err() != nil {
+				break // stopping: the record stays unfinished and is read again
+			}
+		}
 	}
-}
-
-// parkAsync parks a live job without holding up the consumer; its record is finished once the
-// parking is durable.
-func (d *Dispatcher) parkAsync(l *lane, it item) {
-	d.parks <- struct{}{}
-	go func() {
-		defer func() { <-d.parks }()
-		// Finished even when stopping, so that its offset can be committed.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 10*time.Second)
-		defer cancel()
-		p := l.parkedOf(it, d.opts.Now(), 0, time.Time{})
-		if l.write(ctx, store.Batch{Park: []store.Parked{p}}) {
-			d.track.finish(it.rec.rec)
-		}
-		l.mu.Lock()
-		if l.parking[it.job.ProfileKey]--; l.parking[it.job.ProfileKey] <= 0 {
-			delete(l.parking, it.job.ProfileKey)
-		}
-		l.mu.Unlock()
-		l.poke()
-	}()
 }
 
 // reviveParked makes sure every destination with parked deliveries has a lane on this node,
@@ -367,29 +376,6 @@ func (d *Dispatcher) reviveParked(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// breakerChanged updates the circuit metric and records an alert when a circuit opens or closes.
-func (d *Dispatcher) breakerChanged(destID string, from, to gobreaker.State) {
-	d.metrics.breakerState.WithLabelValues(destID).Set(float64(to))
-	d.log.Warn("circuit breaker changed state", zap.String("destinationId", destID), zap.String("from", from.String()), zap.String("to", to.String()))
-	var kind, msg string
-	switch {
-	case to == gobreaker.StateOpen:
-		kind, msg = "circuit_opened", "deliveries to this destination are failing; sending is suspended except for probes"
-	case to == gobreaker.StateClosed && from != gobreaker.StateClosed:
-		kind, msg = "circuit_closed", "the destination answers again; deliveries resumed"
-	default:
-		return
-	}
-	a := store.Alert{ID: "alr_" + update.NewID(), DestinationID: destID, Kind: kind, Message: msg, At: d.opts.Now().UTC()}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := d.status.Write(ctx, store.Batch{Alerts: []store.Alert{a}}); err != nil {
-			d.log.Error("recording alert failed", zap.Error(err), zap.String("destinationId", destID), zap.String("kind", kind))
-		}
-	}()
 }
 
 func workerOf(profileKey string, n int) int {

@@ -3,9 +3,11 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -27,23 +29,139 @@ import (
 
 // memStore is both the StatusWriter and the Store: one map of parked rows and one of statuses,
 // with the same semantics as internal/store (a terminal status is never replaced; re-parking
-// keeps the first attempt time, sequence and job).
+// keeps the first attempt time, sequence and job), and destination claims that one node holds at
+// a time until they expire or are released. One memStore may serve several dispatchers (nodes).
+//
+// It can fail on command: fault decides, for every call, whether it errors, hangs until its
+// context ends (a store that does not answer) or — for Claim — is refused.
 type memStore struct {
 	mu     sync.Mutex
 	events []delivery.Event
 	status map[string]delivery.Status
 	parked map[string]store.Parked
 	alerts []store.Alert
+	claims map[string]claimRow // destination → holder
+	calls  map[string]int      // op, "op:node" and "op@destination" → calls made
+	// fault, if set, is asked before every call; see storeFault.
+	fault func(c storeCall) storeFault
+	// hanging counts calls blocked by a hang fault right now.
+	hanging int
 	// afterParkedProfiles, if set, runs after ParkedProfiles has read (outside the lock): what
 	// happens "during the read" that the read missed.
 	afterParkedProfiles func()
 }
 
-func newMemStore() *memStore {
-	return &memStore{status: map[string]delivery.Status{}, parked: map[string]store.Parked{}}
+type claimRow struct {
+	node  string
+	until time.Time
 }
 
-func (s *memStore) Write(_ context.Context, b store.Batch) error {
+// storeCall describes one call of a memStore to its fault function.
+type storeCall struct {
+	op    string       // one of the op constants
+	dest  string       // the destination it concerns ("" for Write, Finished, DeliveryStatus, ParkedDestinations)
+	node  string       // Claim and Release: the calling node
+	batch *store.Batch // Write: what it would apply
+}
+
+// storeFault is what one call of a memStore does instead of succeeding.
+type storeFault struct {
+	err    error // fail with it, changing nothing
+	hang   bool  // block until the call's context ends, then fail with its error
+	refuse bool  // Claim only: answer false (another node holds the destination)
+}
+
+var errStoreDown = errors.New("store unreachable (injected)")
+
+// The ops a fault is asked about.
+const (
+	opWrite, opHeads, opProfiles, opCount, opDestinations = "write", "parkedHeads", "parkedProfiles", "countParked", "parkedDestinations"
+	opClaim, opRelease, opStatus, opFinished              = "claim", "release", "deliveryStatus", "finished"
+)
+
+func newMemStore() *memStore {
+	return &memStore{status: map[string]delivery.Status{}, parked: map[string]store.Parked{}, claims: map[string]claimRow{}, calls: map[string]int{}}
+}
+
+// setFault replaces the fault function (nil: every call succeeds).
+func (s *memStore) setFault(f func(c storeCall) storeFault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+// outage makes every call fail from now until until: with errStoreDown, or by hanging until
+// its context ends (hang).
+func (s *memStore) outage(until time.Time, hang bool) {
+	s.setFault(func(storeCall) storeFault {
+		if !time.Now().Before(until) {
+			return storeFault{}
+		}
+		if hang {
+			return storeFault{hang: true}
+		}
+		return storeFault{err: errStoreDown}
+	})
+}
+
+// enter counts a call and applies the fault, if any: it returns whether a claim is refused, or
+// the call's error.
+func (s *memStore) enter(ctx context.Context, c storeCall) (refused bool, err error) {
+	op := c.op
+	s.mu.Lock()
+	s.calls[op]++
+	if c.node != "" {
+		s.calls[op+":"+c.node]++
+	}
+	if c.dest != "" {
+		s.calls[op+"@"+c.dest]++
+	}
+	f := s.fault
+	s.mu.Unlock()
+	if f == nil {
+		return false, nil
+	}
+	sf := f(c)
+	if sf.hang {
+		s.mu.Lock()
+		s.hanging++
+		s.mu.Unlock()
+		<-ctx.Done()
+		s.mu.Lock()
+		s.hanging--
+		s.mu.Unlock()
+		return false, fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	return sf.refuse, sf.err
+}
+
+func (s *memStore) callsOf(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[op]
+}
+
+func (s *memStore) hangingCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hanging
+}
+
+// holder returns the node holding a destination's claim now ("" when none or expired).
+func (s *memStore) holder(destID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.claims[destID]
+	if !ok || !time.Now().Before(c.until) {
+		return ""
+	}
+	return c.node
+}
+
+func (s *memStore) Write(ctx context.Context, b store.Batch) error {
+	if _, err := s.enter(ctx, storeCall{op: opWrite, batch: &b}); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ev := range b.Events {
@@ -76,7 +194,10 @@ func (s *memStore) Write(_ context.Context, b store.Batch) error {
 	return nil
 }
 
-func (s *memStore) ParkedHeads(_ context.Context, destID string, now time.Time, limit int) ([]store.Parked, error) {
+func (s *memStore) ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]store.Parked, error) {
+	if _, err := s.enter(ctx, storeCall{op: opHeads, dest: destID}); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	minSeq := map[string]int64{}
@@ -104,7 +225,10 @@ func (s *memStore) ParkedHeads(_ context.Context, destID string, now time.Time, 
 	return out, nil
 }
 
-func (s *memStore) ParkedProfiles(_ context.Context, destID string) (map[string]int, error) {
+func (s *memStore) ParkedProfiles(ctx context.Context, destID string) (map[string]int, error) {
+	if _, err := s.enter(ctx, storeCall{op: opProfiles, dest: destID}); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	out := map[string]int{}
 	for _, p := range s.parked {
@@ -120,7 +244,10 @@ func (s *memStore) ParkedProfiles(_ context.Context, destID string) (map[string]
 	return out, nil
 }
 
-func (s *memStore) CountParked(_ context.Context, destID string) (int64, error) {
+func (s *memStore) CountParked(ctx context.Context, destID string) (int64, error) {
+	if _, err := s.enter(ctx, storeCall{op: opCount, dest: destID}); err != nil {
+		return 0, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n int64
@@ -132,7 +259,10 @@ func (s *memStore) CountParked(_ context.Context, destID string) (int64, error) 
 	return n, nil
 }
 
-func (s *memStore) ParkedDestinations(context.Context) ([]string, error) {
+func (s *memStore) ParkedDestinations(ctx context.Context) ([]string, error) {
+	if _, err := s.enter(ctx, storeCall{op: opDestinations}); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seen := map[string]bool{}
@@ -146,20 +276,45 @@ func (s *memStore) ParkedDestinations(context.Context) ([]string, error) {
 	return out, nil
 }
 
-// Claim always succeeds: these tests run one node.
-func (s *memStore) Claim(context.Context, string, string, time.Time, time.Duration) (bool, error) {
+// Claim is store.DB's: node gets (or renews) the claim when it is free, expired or its own.
+func (s *memStore) Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error) {
+	if refused, err := s.enter(ctx, storeCall{op: opClaim, dest: destID, node: node}); err != nil || refused {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.claims[destID]; ok && c.node != node && !c.until.Before(now) {
+		return false, nil
+	}
+	s.claims[destID] = claimRow{node: node, until: now.Add(ttl)}
 	return true, nil
 }
 
-func (s *memStore) Release(context.Context, string, string) error { return nil }
+func (s *memStore) Release(ctx context.Context, destID, node string) error {
+	if _, err := s.enter(ctx, storeCall{op: opRelease, dest: destID, node: node}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.claims[destID]; ok && c.node == node {
+		delete(s.claims, destID)
+	}
+	return nil
+}
 
-func (s *memStore) DeliveryStatus(_ context.Context, id string) (delivery.Status, error) {
+func (s *memStore) DeliveryStatus(ctx context.Context, id string) (delivery.Status, error) {
+	if _, err := s.enter(ctx, storeCall{op: opStatus}); err != nil {
+		return "", err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.status[id], nil
 }
 
-func (s *memStore) Finished(_ context.Context, ids []string) (map[string]bool, error) {
+func (s *memStore) Finished(ctx context.Context, ids []string) (map[string]bool, error) {
+	if _, err := s.enter(ctx, storeCall{op: opFinished}); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]bool{}
@@ -213,6 +368,8 @@ type memSource struct {
 
 	mu        sync.Mutex
 	committed int64
+	// onCommit, if set, is told of every commit (under the source's lock).
+	onCommit func(off int64)
 }
 
 func (s *memSource) Records() <-chan queue.Record { return s.recs }
@@ -222,6 +379,9 @@ func (s *memSource) Commit(_ context.Context, recs ...queue.Record) error {
 	defer s.mu.Unlock()
 	for _, r := range recs {
 		s.committed = max(s.committed, r.Offset)
+	}
+	if s.onCommit != nil {
+		s.onCommit(s.committed)
 	}
 	return nil
 }
@@ -257,6 +417,16 @@ func (r *memRegistry) setRate(id string, perMin int) {
 	defer r.mu.Unlock()
 	d := r.dests[id]
 	d.RateLimitPerMinute = perMin
+	r.dests[id] = d
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+func (r *memRegistry) setPaused(id string, paused bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.dests[id]
+	d.Paused = paused
 	r.dests[id] = d
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -353,34 +523,55 @@ func unauthorized() reply {
 	return reply{res: qualtrics.Result{Outcome: qualtrics.Outcome{Class: qualtrics.DestinationFault, Reason: qualtrics.ReasonUnauthorized, Status: 401, Excerpt: "bad token"}}}
 }
 
-const rigDest = "dst_timing"
+const (
+	rigDest   = "dst_timing"
+	otherDest = "dst_other" // a second destination, for isolation tests
+)
 
-// rig runs a real Dispatcher, with the doubles above, inside the current synctest bubble.
+// rig runs a real Dispatcher, with the doubles above, inside the current synctest bubble. It
+// keeps a ledger: every commit is checked against the store — an offset may be committed only
+// when the delivery it carries (and every one before it) has ended or is parked.
 type rig struct {
-	t    *testing.T
-	d    *Dispatcher
-	src  *memSource
-	reg  *memRegistry
-	st   *memStore
-	snd  *fakeSender
-	stop context.CancelFunc
-	done chan struct{}
-	seq  int64
+	t      *testing.T
+	d      *Dispatcher
+	src    *memSource
+	reg    *memRegistry
+	st     *memStore
+	snd    *fakeSender
+	stop   context.CancelFunc
+	done   chan struct{}
+	prefix string // of the delivery IDs this rig makes up
+
+	mu      sync.Mutex
+	seq     int64
+	ids     map[int64]string // offset → delivery ID
+	checked int64            // offsets up to this one were checked at a commit
+	wrong   []string         // ledger violations
 }
 
 // startRig must be called inside a synctest bubble; the caller defers r.close().
 func startRig(t *testing.T, opts Options, perMin int, script func(id string, n, all int) reply) *rig {
 	t.Helper()
+	return startNode(t, newMemStore(), "node-timing", opts, perMin, script)
+}
+
+// startNode starts a dispatcher named node on st, which other nodes may share.
+func startNode(t *testing.T, st *memStore, node string, opts Options, perMin int, script func(id string, n, all int) reply) *rig {
+	t.Helper()
 	r := &rig{t: t,
 		src: &memSource{recs: make(chan queue.Record, 1024)},
 		reg: &memRegistry{changed: make(chan struct{}), dests: map[string]destination.Destination{
-			rigDest: {ID: rigDest, Name: "timing", URL: "https://example.invalid/events", Username: "u", Token: "t", RateLimitPerMinute: perMin, Enabled: true},
+			rigDest:   {ID: rigDest, Name: "timing", URL: "https://example.invalid/events", Username: "u", Token: "t", RateLimitPerMinute: perMin, Enabled: true},
+			otherDest: {ID: otherDest, Name: "other", URL: "https://other.invalid/events", Username: "u", Token: "t", RateLimitPerMinute: perMin, Enabled: true},
 		}},
-		st:   newMemStore(),
-		snd:  &fakeSender{script: script, perID: map[string]int{}},
-		done: make(chan struct{}),
+		st:     st,
+		snd:    &fakeSender{script: script, perID: map[string]int{}},
+		done:   make(chan struct{}),
+		prefix: "dlv_",
+		ids:    map[int64]string{},
 	}
-	opts.NodeID = "node-timing"
+	r.src.onCommit = r.checkCommit
+	opts.NodeID = node
 	r.d = New(r.src, r.reg, r.snd, r.st, r.st, zap.NewNop(), NewMetrics(prometheus.NewRegistry()), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
@@ -393,24 +584,72 @@ func startRig(t *testing.T, opts Options, perMin int, script func(id string, n, 
 	return r
 }
 
+// checkCommit is the ledger: every newly committed offset's delivery must have ended or be
+// parked in the store.
+func (r *rig) checkCommit(off int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ; r.checked < off; r.checked++ {
+		id, ok := r.ids[r.checked+1]
+		if !ok {
+			continue
+		}
+		_, parked := r.st.parkedRow(id)
+		if st := r.st.statusOf(id); !st.Terminal() && !parked {
+			r.wrong = append(r.wrong, fmt.Sprintf("offset %d (%s) committed while its delivery is %q and not parked", r.checked+1, id, st))
+		}
+	}
+}
+
 // offer publishes one delivery job for profile and returns its delivery ID.
 func (r *rig) offer(profile string) string {
 	r.t.Helper()
+	return r.offerSized(profile, 0)
+}
+
+// offerSized is offer with a payload of at least size bytes.
+func (r *rig) offerSized(profile string, size int) string {
+	r.t.Helper()
+	return r.offerTo(rigDest, profile, size)
+}
+
+// offerTo publishes a job for destination dest (rigDest or otherDest).
+func (r *rig) offerTo(dest, profile string, size int) string {
+	r.t.Helper()
+	r.mu.Lock()
 	r.seq++
-	id := fmt.Sprintf("dlv_%04d", r.seq)
-	b, err := delivery.EncodeJob(delivery.Job{DeliveryID: id, UpdateID: "upd_" + id, DestinationID: rigDest, ProfileKey: profile,
-		ReceivedAt: time.Now(), Payload: json.RawMessage(fmt.Sprintf(`{"profile":%q}`, profile))})
+	seq := r.seq
+	id := fmt.Sprintf("%s%04d", r.prefix, seq)
+	r.ids[seq] = id
+	r.mu.Unlock()
+	payload := fmt.Sprintf(`{"profile":%q}`, profile)
+	if size > len(payload) {
+		payload = fmt.Sprintf(`{"profile":%q,"pad":%q}`, profile, strings.Repeat("x", size))
+	}
+	b, err := delivery.EncodeJob(delivery.Job{DeliveryID: id, UpdateID: "upd_" + id, DestinationID: dest, ProfileKey: profile,
+		ReceivedAt: time.Now(), Payload: json.RawMessage(payload)})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.src.recs <- queue.Record{Topic: "qgate.delivery-jobs", Partition: 0, Offset: r.seq, Key: []byte(rigDest), Value: b}
+	r.src.recs <- queue.Record{Topic: "qgate.delivery-jobs", Partition: 0, Offset: seq, Key: []byte(dest), Value: b}
 	return id
 }
 
-// close stops the dispatcher and waits for Run to return (all its goroutines end with it).
+// close stops the dispatcher and waits for Run to return (all its goroutines end with it), then
+// reports what the ledger found and any store call still in progress.
 func (r *rig) close() {
+	r.t.Helper()
 	r.stop()
 	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.wrong {
+		r.t.Error("ledger: " + w)
+	}
+	r.wrong = nil
+	if n := r.st.hangingCalls(); n > 0 {
+		r.t.Errorf("%d store calls still in progress after Run returned", n)
+	}
 }
 
 // advance lets fake time pass (every goroutine of the bubble runs as it would), then waits until

@@ -11,8 +11,11 @@ import (
 
 // CreateKey stores a new API key (its hash only).
 func (s *DB) CreateKey(ctx context.Context, k access.Key) error {
+	if err := checkIDs("id", k.ID); err != nil {
+		return fmt.Errorf("create key: %w", err)
+	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		k.ID, k.Name, string(k.Role), k.Hash, ms(k.CreatedAt))
+		k.ID, cleanText(k.Name), cleanText(string(k.Role)), k.Hash, ms(k.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create key: %w", err)
 	}
@@ -25,7 +28,7 @@ func (s *DB) GetKey(ctx context.Context, id string) (access.Key, error) {
 	var role string
 	var created int64
 	var revoked sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, role, hash, created_at, revoked_at FROM api_keys WHERE id = $1`, id).
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, role, hash, created_at, revoked_at FROM api_keys WHERE id = $1`, cleanText(id)).
 		Scan(&k.ID, &k.Name, &role, &k.Hash, &created, &revoked)
 	if err != nil {
 		return access.Key{}, notFound(err, access.ErrNotFound)
@@ -58,7 +61,7 @@ func (s *DB) ListKeys(ctx context.Context) ([]access.Key, error) {
 
 // RevokeKey marks a key revoked; revoking an unknown or revoked key is ErrNotFound.
 func (s *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, ms(at), id)
+	res, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, ms(at), cleanText(id))
 	if err != nil {
 		return fmt.Errorf("revoke key: %w", err)
 	}

@@ -55,7 +55,7 @@ ON CONFLICT (delivery_id) DO UPDATE SET due_at = excluded.due_at, attempts = exc
 	}
 	for _, a := range b.Alerts {
 		if err := w.exec(ctx, `INSERT INTO alerts (id, destination_id, kind, message, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
-			a.ID, a.DestinationID, a.Kind, a.Message, ms(a.At)); err != nil {
+			a.ID, a.DestinationID, cleanText(a.Kind), cleanText(a.Message), ms(a.At)); err != nil {
 			return fmt.Errorf("alert: %w", err)
 		}
 	}
@@ -197,7 +197,7 @@ func (s *DB) Alerts(ctx context.Context, destID string, since time.Time, limit i
 // DeliveryStatus returns a delivery's current status ("" when unknown).
 func (s *DB) DeliveryStatus(ctx context.Context, deliveryID string) (delivery.Status, error) {
 	var st string
-	err := s.db.QueryRowContext(ctx, `SELECT status FROM deliveries WHERE delivery_id = $1`, deliveryID).Scan(&st)
+	err := s.db.QueryRowContext(ctx, `SELECT status FROM deliveries WHERE delivery_id = $1`, cleanText(deliveryID)).Scan(&st)
 	if err == sql.ErrNoRows {
 		return "", nil
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/fault"
@@ -32,6 +31,9 @@ func (b Batch) size() int {
 // delivery (a terminal status is never replaced by a non-terminal one, and "pending" never
 // replaces anything) and records its attempt. How rows are written: status_batch.go.
 func (s *DB) Apply(ctx context.Context, b Batch) error {
+	if err := checkBatch(b); err != nil {
+		return fmt.Errorf("apply status: %w", err)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("apply status: %w", err)
@@ -61,7 +63,7 @@ func (s *DB) GetUpdate(ctx context.Context, updateID string) (delivery.Update, [
 	var u delivery.Update
 	var received, routed int64
 	var auds string
-	err := s.db.QueryRowContext(ctx, `SELECT update_id, profile_key, received_at, routed_at, audiences FROM updates WHERE update_id = $1`, updateID).
+	err := s.db.QueryRowContext(ctx, `SELECT update_id, profile_key, received_at, routed_at, audiences FROM updates WHERE update_id = $1`, cleanText(updateID)).
 		Scan(&u.UpdateID, &u.ProfileKey, &received, &routed, &auds)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, nil, ErrUpdateNotFound
@@ -71,13 +73,13 @@ func (s *DB) GetUpdate(ctx context.Context, updateID string) (delivery.Update, [
 	}
 	u.ReceivedAt, u.RoutedAt = fromMS(received), fromMS(routed)
 	_ = json.Unmarshal([]byte(auds), &u.Audiences)
-	recs, err := s.records(ctx, `WHERE d.update_id = $1 ORDER BY d.destination_id`, updateID)
+	recs, err := s.records(ctx, `WHERE d.update_id = $1 ORDER BY d.destination_id`, cleanText(updateID))
 	return u, recs, err
 }
 
 // GetDelivery returns one delivery with its attempts.
 func (s *DB) GetDelivery(ctx context.Context, deliveryID string) (delivery.Record, error) {
-	recs, err := s.records(ctx, `WHERE d.delivery_id = $1`, deliveryID)
+	recs, err := s.records(ctx, `WHERE d.delivery_id = $1`, cleanText(deliveryID))
 	if err != nil {
 		return delivery.Record{}, err
 	}
@@ -131,85 +133,4 @@ func (s *DB) records(ctx context.Context, where string, args ...any) ([]delivery
 		arows.Close()
 	}
 	return out, nil
-}
-
-// StatusWriter batches status writes off the hot path: callers hand it a batch and wait until
-// it is durable; concurrent callers' batches share one transaction.
-type StatusWriter struct {
-	db      *DB
-	reqs    chan writeReq
-	done    chan struct{}
-	maxRows int
-}
-
-type writeReq struct {
-	b   Batch
-	err chan error
-}
-
-// NewStatusWriter starts a writer over db. Close stops it after pending writes.
-func NewStatusWriter(db *DB) *StatusWriter {
-	w := &StatusWriter{db: db, reqs: make(chan writeReq, 1024), done: make(chan struct{}), maxRows: 2000}
-	go w.loop()
-	return w
-}
-
-// Write applies b durably, sharing a transaction with concurrent writes.
-func (w *StatusWriter) Write(ctx context.Context, b Batch) error {
-	if b.size() == 0 {
-		return nil
-	}
-	r := writeReq{b: b, err: make(chan error, 1)}
-	select {
-	case w.reqs <- r:
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-	select {
-	case err := <-r.err:
-		return err
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
-
-// Close stops the writer once the queued writes are applied.
-func (w *StatusWriter) Close() {
-	close(w.reqs)
-	<-w.done
-}
-
-func (w *StatusWriter) loop() {
-	defer close(w.done)
-	for first := range w.reqs {
-		reqs := []writeReq{first}
-		rows := first.b.size()
-	collect:
-		for rows < w.maxRows {
-			select {
-			case r, ok := <-w.reqs:
-				if !ok {
-					break collect
-				}
-				reqs = append(reqs, r)
-				rows += r.b.size()
-			default:
-				break collect
-			}
-		}
-		var all Batch
-		for _, r := range reqs {
-			all.Updates = append(all.Updates, r.b.Updates...)
-			all.Events = append(all.Events, r.b.Events...)
-			all.Park = append(all.Park, r.b.Park...)
-			all.Unpark = append(all.Unpark, r.b.Unpark...)
-			all.Alerts = append(all.Alerts, r.b.Alerts...)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := w.db.Apply(ctx, all)
-		cancel()
-		for _, r := range reqs {
-			r.err <- err
-		}
-	}
 }

@@ -103,7 +103,7 @@ func (w *rowWriter) insertUpdates(ctx context.Context, ups []delivery.Update) er
 	for _, c := range chunks(len(ups), w.maxRows) {
 		args := make([]any, 0, 5*(c[1]-c[0]))
 		for _, u := range ups[c[0]:c[1]] {
-			auds, _ := json.Marshal(u.Audiences)
+			auds, _ := json.Marshal(cleanTexts(u.Audiences))
 			args = append(args, u.UpdateID, u.ProfileKey, ms(u.ReceivedAt), ms(u.RoutedAt), string(auds))
 		}
 		q := insertUpdatesHead + values(c[1]-c[0], updateParams, 5) + ` ON CONFLICT (update_id) DO NOTHING`
@@ -138,10 +138,10 @@ func (w *rowWriter) applyEvents(ctx context.Context, events []delivery.Event) er
 				if len(e.Payload) > 0 {
 					payload = e.Payload
 				}
-				dargs = append(dargs, e.DeliveryID, e.UpdateID, e.DestinationID, string(e.Status), e.Reason, n, ms(e.At), next,
+				dargs = append(dargs, e.DeliveryID, e.UpdateID, e.DestinationID, cleanText(string(e.Status)), cleanText(e.Reason), n, ms(e.At), next,
 					nullString(e.EmailHash), nullString(e.ExternalIDHash), payload)
 				if a := e.Attempt; a != nil {
-					aargs = append(aargs, e.DeliveryID, a.N, ms(a.At), a.StatusCode, a.LatencyMS, a.Outcome, a.Reason, a.Error)
+					aargs = append(aargs, e.DeliveryID, a.N, ms(a.At), a.StatusCode, a.LatencyMS, cleanText(a.Outcome), cleanText(a.Reason), cleanText(a.Error))
 				}
 			}
 			if err := w.exec(ctx, upsertDeliveriesHead+values(len(part), deliveryParams, 11)+upsertDeliveriesTail, dargs...); err != nil {

@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -18,8 +19,9 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
 )
 
 // Dialect is the SQL flavour of a DB.
@@ -42,15 +44,32 @@ type DB struct {
 	stmts sync.Map // query → *sql.Stmt
 }
 
+// Options adjust how OpenWith connects; the zero value is Open.
+type Options struct {
+	// WrapConnector, when set, wraps the driver's connector before the store uses it: tests
+	// inject faults through it (package storefault).
+	WrapConnector func(driver.Connector) driver.Connector
+}
+
 // Open opens PostgreSQL when url is a postgres:// URL, else SQLite at dataDir/qgate.db, and
 // applies pending migrations.
 func Open(ctx context.Context, url, dataDir string) (*DB, error) {
+	return OpenWith(ctx, url, dataDir, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, url, dataDir string, o Options) (*DB, error) {
+	wrap := o.WrapConnector
+	if wrap == nil {
+		wrap = func(c driver.Connector) driver.Connector { return c }
+	}
 	var s *DB
 	if url != "" {
-		db, err := sql.Open("pgx", url)
+		cfg, err := pgx.ParseConfig(url)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
+		db := sql.OpenDB(wrap(stdlib.GetConnector(*cfg)))
 		db.SetMaxOpenConns(16)
 		db.SetMaxIdleConns(16)
 		db.SetConnMaxIdleTime(5 * time.Minute)
@@ -61,10 +80,11 @@ func Open(ctx context.Context, url, dataDir string) (*DB, error) {
 		}
 		path := filepath.Join(dataDir, "qgate.db")
 		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=analysis_limit(1000)&_txlock=immediate"
-		db, err := sql.Open("sqlite", dsn)
+		c, err := sqlite.NewConnector(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
+		db := sql.OpenDB(wrap(c))
 		db.SetMaxOpenConns(4)
 		s = &DB{db: db, dialect: SQLite}
 	}

@@ -154,4 +154,9 @@ func suite(t *testing.T, b backend) {
 	t.Run("last alert", func(t *testing.T) { testLastAlert(t, b.open(t)) })
 	t.Run("parked due rounds up", func(t *testing.T) { testParkedDueRoundsUp(t, b.open(t)) })
 	t.Run("finished", func(t *testing.T) { testFinished(t, b.open(t)) })
+	t.Run("hostile text", func(t *testing.T) { testHostileText(t, b.open(t)) })
+	t.Run("writer isolates a bad batch", func(t *testing.T) { testWriterIsolatesBadBatch(t, b) })
+	t.Run("writer store faults", func(t *testing.T) { testWriterStoreFaults(t, b) })
+	t.Run("writer caller gone", func(t *testing.T) { testWriterCallerGone(t, b) })
+	t.Run("writer close", func(t *testing.T) { testWriterClose(t, b) })
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -195,7 +196,12 @@ type where struct {
 	args    []any
 }
 
+// arg adds a parameter (strings cleaned as the stored text is: see cleanText) and returns its
+// placeholder.
 func (w *where) arg(v any) string {
+	if s, ok := v.(string); ok {
+		v = cleanText(s)
+	}
 	w.args = append(w.args, v)
 	return "$" + strconv.Itoa(len(w.args))
 }
@@ -266,7 +272,9 @@ const replaySeqBase = -(int64(1) << 62)
 // ReplayDeadLetters gives dead-lettered deliveries another go: each goes back to pending (reason
 // "replayed") and is parked, due now, for its destination's dispatcher, which sends it with the
 // same Idempotency-Key and continues its attempt numbering. It returns the IDs replayed;
-// deliveries that are not dead-lettered (or were stored without a payload) are left alone.
+// deliveries that are not dead-lettered, or were stored without a payload or with one that is
+// not JSON (it could never be sent), are left alone: one such row does not fail the replay of
+// the others.
 func (s *DB) ReplayDeadLetters(ctx context.Context, f ReplayFilter, now time.Time) ([]Replayed, error) {
 	var w where
 	w.add("d.status = 'dead_lettered'")
@@ -315,9 +323,12 @@ FROM deliveries d JOIN updates u ON u.update_id = d.update_id
 	}
 	out := make([]Replayed, 0, len(todo))
 	for _, r := range todo {
+		if !json.Valid(r.job.Payload) {
+			continue
+		}
 		job, err := delivery.EncodeJob(r.job)
 		if err != nil {
-			return nil, err
+			continue
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', reason = 'replayed', next_attempt_at = NULL, updated_at = $2
 WHERE delivery_id = $1 AND status = 'dead_lettered'`, r.job.DeliveryID, ms(now))

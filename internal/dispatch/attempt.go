@@ -1,0 +1,179 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/qgate/qgate/internal/delivery"
+	"github.com/qgate/qgate/internal/qualtrics"
+	"github.com/qgate/qgate/internal/store"
+)
+
+var errAttemptFailed = errors.New("attempt failed")
+
+// deliver drives one item to a state the store confirmed: a final outcome, or parked. It returns
+// false when the dispatcher stops first (or the store did not confirm within the stop grace).
+func (l *lane) deliver(it item) bool {
+	ctx, job, d := l.ctx, it.job, l.d
+	attempt := 0
+	var first time.Time
+	if it.parked != nil {
+		attempt = it.parked.Attempts
+		if it.parked.FirstAttemptAt != nil {
+			first = *it.parked.FirstAttemptAt
+		}
+	}
+	// The ring catches second live copies; a parked item is checked against the store below
+	// (a replayed dead letter is parked again under its own ID and must go out).
+	l.mu.Lock()
+	_, seen := l.recent[job.DeliveryID]
+	l.mu.Unlock()
+	if seen && it.parked == nil {
+		d.metrics.duplicates.Inc()
+		return true
+	}
+	if it.parked != nil {
+		// A parked copy of a delivery that already ended (sent by the node that held the
+		// destination while this copy was parked, e.g. around a rebalance) is not sent again.
+		// When the store cannot say, ask again rather than risk a second send.
+		st, err := l.deliveryStatus(job.DeliveryID)
+		for i := 0; err != nil; i++ {
+			if !retryPause(ctx, i) {
+				return false
+			}
+			st, err = l.deliveryStatus(job.DeliveryID)
+		}
+		if st.Terminal() {
+			if !l.persist(store.Batch{Unpark: []string{it.parked.DeliveryID}}) {
+				return false
+			}
+			l.unparked(job.ProfileKey)
+			d.metrics.duplicates.Inc()
+			return true
+		}
+	}
+	for {
+		if it.parked == nil {
+			l.mu.Lock()
+			behind := l.behindLocked(job.ProfileKey)
+			l.mu.Unlock()
+			if behind { // an earlier delivery of this profile was parked: wait behind it
+				return l.park(it, d.opts.Now(), attempt, first, nil)
+			}
+		}
+		dest, ok := d.reg.Get(job.DestinationID)
+		if !ok || dest.DeletedAt != nil {
+			return l.finish(it, delivery.Excluded, delivery.ReasonDestinationDeleted, nil)
+		}
+		if dest.Paused {
+			return l.park(it, d.opts.Now(), attempt, first, nil)
+		}
+		if !l.isOwned() {
+			return l.park(it, d.opts.Now().Add(time.Second), attempt, first, nil)
+		}
+		if l.breaker.State() == gobreaker.StateOpen {
+			// Refused without spending a rate-limit slot: a down destination's queued jobs
+			// reach the park at once instead of at the destination's rate.
+			return l.park(it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
+		}
+		l.setRate(dest.RateLimitPerMinute)
+		if err := l.limiter.Wait(ctx); err != nil {
+			return false
+		}
+		start := d.opts.Now()
+		if first.IsZero() {
+			first = start
+		}
+		fault := false // this attempt's 401/403 is counted in l.faults until the breaker saw it
+		res, err := l.breaker.Execute(func() (qualtrics.Result, error) {
+			// An attempt in flight finishes even when the dispatcher is stopping (bounded by the
+			// client's per-attempt timeout), so its outcome is recorded rather than repeated.
+			r := d.sender.Send(context.WithoutCancel(ctx), qualtrics.Request{URL: dest.URL, Username: dest.Username, Token: dest.Token, Body: job.Payload, IdempotencyKey: job.DeliveryID})
+			switch r.Class {
+			case qualtrics.Delivered, qualtrics.Permanent:
+				return r, nil
+			case qualtrics.DestinationFault:
+				// Counted until the breaker has seen this failure, so a success of another
+				// worker at the same moment cannot keep the circuit from opening.
+				l.faults.Add(1)
+				fault = true
+				return r, errAttemptFailed
+			default:
+				return r, errAttemptFailed
+			}
+		})
+		if fault {
+			l.faults.Add(-1)
+		}
+		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			// Nothing was sent: the circuit is open. Wait outside RAM for the next probe window.
+			return l.park(it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
+		}
+		attempt++
+		now := d.opts.Now()
+		a := &delivery.Attempt{N: attempt, At: start, StatusCode: res.Status, LatencyMS: float64(res.Latency.Microseconds()) / 1000,
+			Outcome: res.Class.String(), Reason: string(res.Reason), Error: res.Excerpt}
+		if res.Class == qualtrics.Delivered {
+			a.Error = ""
+		}
+		d.metrics.attempts.WithLabelValues(res.Class.String(), string(res.Reason)).Inc()
+		d.metrics.latency.Observe(res.Latency.Seconds())
+		// The outcome of a finished attempt is recorded even when stopping (within the grace).
+		switch {
+		case res.Class == qualtrics.Delivered:
+			d.metrics.endToEnd.Observe(now.Sub(job.ReceivedAt).Seconds())
+			return l.finish(it, delivery.Delivered, "", a)
+		case res.Class == qualtrics.Permanent:
+			return l.finish(it, delivery.DeadLettered, string(res.Reason), a)
+		case now.Sub(first) >= d.opts.RetryWindow:
+			return l.finish(it, delivery.DeadLettered, delivery.ReasonRetryWindow, a)
+		}
+		wait := d.opts.Backoff.Next(attempt, res.RetryAfter)
+		next := now.Add(wait)
+		ev := l.event(job, delivery.Retrying, string(res.Reason), a)
+		ev.NextAttemptAt = &next
+		if wait > d.opts.MaxInMemoryWait {
+			return l.park(it, next, attempt, first, &ev)
+		}
+		if !l.persist(store.Batch{Events: []delivery.Event{ev}}) || !sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+func (l *lane) event(job delivery.Job, st delivery.Status, reason string, a *delivery.Attempt) delivery.Event {
+	return delivery.Event{DeliveryID: job.DeliveryID, UpdateID: job.UpdateID, DestinationID: job.DestinationID,
+		Status: st, Reason: reason, At: l.d.opts.Now(), Attempt: a}
+}
+
+// finish records a final outcome (and takes the delivery out of the park); false when the store
+// did not confirm it (only possible once the dispatcher stops).
+func (l *lane) finish(it item, st delivery.Status, reason string, a *delivery.Attempt) bool {
+	ev := l.event(it.job, st, reason, a)
+	if st == delivery.DeadLettered {
+		ev.Payload = it.job.Payload
+	}
+	b := store.Batch{Events: []delivery.Event{ev}}
+	if it.parked != nil {
+		b.Unpark = []string{it.parked.DeliveryID}
+	}
+	if !l.persist(b) {
+		return false
+	}
+	l.d.metrics.outcomes.WithLabelValues(string(st), reason).Inc()
+	l.remember(it.job.DeliveryID)
+	if it.parked != nil {
+		l.unparked(it.job.ProfileKey)
+	}
+	return true
+}
+
+// deliveryStatus reads a delivery's status, bounded by readTimeout.
+func (l *lane) deliveryStatus(id string) (delivery.Status, error) {
+	ctx, cancel := l.readCtx()
+	defer cancel()
+	return l.d.store.DeliveryStatus(ctx, id)
+}
