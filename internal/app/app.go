@@ -296,13 +296,16 @@ func (a *App) Shutdown(ctx context.Context) error {
 // closeAll closes everything the node opened. Only once no stage runs: the stages write
 // through the status writer, publish through the job producer and read the store.
 func (a *App) closeAll() {
-	a.closeShared()
+	if a.stopRefresh != nil {
+		a.stopRefresh()
+	}
 	if a.jobs != nil {
 		a.jobs.Close()
 	}
 	if a.status != nil {
 		a.status.Close()
 	}
+	a.closeShared()
 	if a.store != nil {
 		a.store.Close()
 	}
