@@ -90,14 +90,22 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
-		log.Error("qgate could not start", zap.Error(err))
-		return 1
+		return failed(log, stderr, "could not start", err)
 	}
 	if err := a.Run(ctx); err != nil {
-		log.Error("qgate stopped with an error", zap.Error(err))
-		return 1
+		return failed(log, stderr, "stopped with an error", err)
 	}
 	return 0
+}
+
+// failed reports why serve ends badly: in the JSON log (without a stack trace: the cause is
+// operational, not a bug) and as one plain line on stderr, then returns the exit code 1.
+func failed(log *zap.Logger, stderr io.Writer, what string, err error) int {
+	cause := app.OneLine(err)
+	log.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("qgate "+what, zap.String("cause", cause))
+	_ = log.Sync()
+	fmt.Fprintf(stderr, "qgate: %s: %s\n", what, cause)
+	return 1
 }
 
 func newLogger(level string) (*zap.Logger, error) {

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -58,56 +57,44 @@ type App struct {
 	client       *qualtrics.Client
 	jobs         *kafka.Producer
 
-	// The background stages, started by Start and stopped in order by Shutdown.
+	// The background stages, started by Start and stopped together by Shutdown.
 	stopRefresh  context.CancelFunc
-	stopRouter   context.CancelFunc
-	stopDispatch context.CancelFunc
-	routerDone   chan struct{}
-	dispatchDone chan struct{}
-	routerSrc    *kafka.Consumer
-	dispatchSrc  *kafka.Consumer
+	stages       []stage // the router and the dispatcher
 	routerM      *router.Metrics
 	dispatchM    *dispatch.Metrics
+	consumerErrs *consumerErrors
 	live         atomic.Pointer[dispatch.Dispatcher] // the dispatcher, once the stages started
 }
 
 // New builds a node from cfg: it opens the store, starts the embedded broker when no brokers
 // are configured, creates missing topics and assembles the HTTP API. It does not listen yet.
-func New(ctx context.Context, cfg config.Config, log *zap.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
-	defer func() {
-		if err != nil {
-			a.closeAll()
-		}
-	}()
+// PostgreSQL and Kafka are waited for, with backoff, for at most cfg.StartupTimeout (see
+// startup.go). On error everything opened so far is closed again.
+func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	if err := a.build(ctx); err != nil {
+		a.closeAll()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	a.store, err = store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
-	if err != nil {
-		return nil, err
+	bound := cfg.StartupTimeout
+	if bound <= 0 { // a Config built by hand, not loaded
+		bound = config.Default().StartupTimeout
 	}
-	if a.secret, err = loadSecret(cfg, log); err != nil {
-		return nil, err
-	}
-
-	a.brokers = cfg.KafkaBrokers
-	if cfg.Embedded() {
-		a.broker, err = kafka.StartEmbedded(0)
-		if err != nil {
-			return nil, err
-		}
-		a.brokers = a.broker.Addrs()
-		log.Warn("EMBEDDED KAFKA BROKER IN MEMORY: NOT DURABLE. Everything queued is lost when this process stops. Set QGATE_KAFKA_BROKERS for production.",
-			zap.Strings("brokers", a.brokers))
-	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = kafka.EnsureTopics(tctx, a.brokers,
-		kafka.TopicSpec{Name: cfg.ProfileTopic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor},
-		kafka.TopicSpec{Name: cfg.DeliveryTopic, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor},
-	)
+	sctx, cancel := context.WithTimeoutCause(ctx, bound, errStartupDeadline)
+	err := a.connect(sctx)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("kafka at %s: %w", strings.Join(a.brokers, ","), err)
+		return err
+	}
+	if a.secret, err = loadSecret(cfg, log); err != nil {
+		return err
 	}
 
 	a.producer = kafka.NewProducer(a.brokers, cfg.ProfileTopic, kafka.ProducerOptions{})
@@ -122,11 +109,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (a *App, err e
 	}
 	box, err := destination.NewBox(a.secret)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.destinations = destination.NewRegistry(a.store, box, log)
 	if err := a.destinations.Load(ctx); err != nil {
-		return nil, err
+		return fmt.Errorf("load destinations: %w", err)
 	}
 	policy := qualtrics.HostPolicy{AllowedHosts: cfg.AllowedHosts, AllowPrivate: cfg.AllowPrivateNetworks}
 	a.client = qualtrics.NewClient(qualtrics.Options{Timeout: cfg.DeliveryTimeout, UserAgent: version.UserAgent(), Policy: policy})
@@ -136,8 +123,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (a *App, err e
 	a.jobs = kafka.NewProducer(a.brokers, cfg.DeliveryTopic, kafka.ProducerOptions{})
 	a.routerM = router.NewMetrics(a.registry)
 	a.dispatchM = dispatch.NewMetrics(a.registry)
+	a.consumerErrs = newConsumerErrors(a.registry, log.Named("kafka"))
 	a.engine = a.routes()
-	return a, nil
+	return nil
 }
 
 func (a *App) routes() *gin.Engine {
@@ -247,58 +235,18 @@ func (a *App) startStages() {
 	go a.destinations.Run(refreshCtx, a.cfg.RegistryRefresh)
 	go store.RunPruner(refreshCtx, a.store, a.cfg.Retention, time.Hour, a.log.Named("retention"))
 
-	a.routerSrc = kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{})
-	r := router.New(a.routerSrc, a.destinations, a.jobs, a.status, a.log.Named("router"), a.routerM)
-	routerCtx, stopRouter := context.WithCancel(context.Background())
-	a.stopRouter = stopRouter
-	a.routerDone = make(chan struct{})
-	go func() {
-		defer close(a.routerDone)
-		if err := r.Run(routerCtx); err != nil {
-			a.log.Error("router stopped", zap.Error(err))
-		}
-	}()
+	routerSrc := kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(routerGroup)})
+	r := router.New(routerSrc, a.destinations, a.jobs, a.status, a.log.Named("router"), a.routerM)
+	a.startStage("router", routerSrc, r.Run)
 
-	a.dispatchSrc = kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{})
-	d := dispatch.New(a.dispatchSrc, a.destinations, a.client, a.status, a.store, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
+	dispatchSrc := kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(dispatchGroup)})
+	d := dispatch.New(dispatchSrc, a.destinations, a.client, a.status, a.store, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
 		RetryWindow:    a.cfg.RetryWindow,
 		Backoff:        dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay},
 		BreakerTimeout: a.cfg.BreakerTimeout,
 	})
 	a.live.Store(d)
-	dispatchCtx, stopDispatch := context.WithCancel(context.Background())
-	a.stopDispatch = stopDispatch
-	a.dispatchDone = make(chan struct{})
-	go func() {
-		defer close(a.dispatchDone)
-		if err := d.Run(dispatchCtx); err != nil {
-			a.log.Error("dispatcher stopped", zap.Error(err))
-		}
-	}()
-}
-
-// stopStages stops the router, then the dispatcher (its in-flight attempts finish and their
-// outcomes are committed), each leaving its consumer group.
-func (a *App) stopStages(ctx context.Context) error {
-	var errs []error
-	wait := func(name string, stop context.CancelFunc, done chan struct{}, src *kafka.Consumer) {
-		if stop == nil {
-			return
-		}
-		stop()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("%s did not stop in time", name))
-		}
-		if err := src.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("%s consumer: %w", name, err))
-		}
-	}
-	wait("router", a.stopRouter, a.routerDone, a.routerSrc)
-	wait("dispatcher", a.stopDispatch, a.dispatchDone, a.dispatchSrc)
-	a.stopRouter, a.stopDispatch = nil, nil
-	return errors.Join(errs...)
+	a.startStage("dispatcher", dispatchSrc, d.Run)
 }
 
 // Run starts the node and serves until ctx is cancelled, then shuts down gracefully.
@@ -332,13 +280,21 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
-	if err := a.stopStages(ctx); err != nil {
+	ended, err := a.stopStages(ctx)
+	if err != nil {
 		errs = append(errs, err)
+	}
+	if !ended {
+		a.log.Error("shutdown: a stage is still running after QGATE_SHUTDOWN_TIMEOUT; the status writer, the job producer and the store stay open under it until the process exits")
+		a.closeShared()
+		return errors.Join(errs...)
 	}
 	a.closeAll()
 	return errors.Join(errs...)
 }
 
+// closeAll closes everything the node opened. Only once no stage runs: the stages write
+// through the status writer, publish through the job producer and read the store.
 func (a *App) closeAll() {
 	if a.stopRefresh != nil {
 		a.stopRefresh()
@@ -349,6 +305,18 @@ func (a *App) closeAll() {
 	if a.status != nil {
 		a.status.Close()
 	}
+	a.closeShared()
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+// closeShared closes what no stage uses: the refresh and pruner, idle destination
+// connections, the ingest producer and the embedded broker.
+func (a *App) closeShared() {
+	if a.stopRefresh != nil {
+		a.stopRefresh()
+	}
 	if a.client != nil {
 		a.client.CloseIdleConnections()
 	}
@@ -357,9 +325,6 @@ func (a *App) closeAll() {
 	}
 	if a.broker != nil {
 		a.broker.Close()
-	}
-	if a.store != nil {
-		a.store.Close()
 	}
 }
 

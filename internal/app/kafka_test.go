@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,4 +60,18 @@ func topicSize(t *testing.T, brokers []string, topic string) int64 {
 		total += po.LastOffset - po.FirstOffset
 	}
 	return total
+}
+
+// Both stages' consumers report their failures: their series are on /metrics from the start.
+func TestConsumerErrorMetricsOfBothStages(t *testing.T) {
+	n := startNode(t, nil)
+	_, body, _ := n.do("GET", "/metrics", "", nil)
+	for _, group := range []string{"qgate-router", "qgate-dispatcher"} {
+		for _, op := range []string{"fetch", "commit"} {
+			want := fmt.Sprintf(`qgate_kafka_consumer_errors_total{group=%q,op=%q}`, group, op)
+			if !strings.Contains(string(body), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+	}
 }

@@ -46,6 +46,7 @@ type Config struct {
 	LogLevel        string        // QGATE_LOG_LEVEL: debug|info|warn|error
 	ShutdownTimeout time.Duration // QGATE_SHUTDOWN_TIMEOUT
 	ShutdownDrain   time.Duration // QGATE_SHUTDOWN_DRAIN: on SIGTERM, answer 503 (readyz too) this long before closing the listener
+	StartupTimeout  time.Duration // QGATE_STARTUP_TIMEOUT: how long start-up waits for Kafka and PostgreSQL to answer
 
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) on a second listener. It
 	// must be a loopback address: profiles show internals and carry no authentication.
@@ -75,6 +76,7 @@ func Default() Config {
 		LogLevel:          "info",
 		ShutdownTimeout:   25 * time.Second,
 		ShutdownDrain:     2 * time.Second,
+		StartupTimeout:    time.Minute,
 	}
 }
 
@@ -152,6 +154,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str("QGATE_LOG_LEVEL", &c.LogLevel)
 	dur("QGATE_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("QGATE_SHUTDOWN_DRAIN", &c.ShutdownDrain)
+	dur("QGATE_STARTUP_TIMEOUT", &c.StartupTimeout)
 	str("QGATE_DEBUG_ADDR", &c.DebugAddr)
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -248,6 +251,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownDrain < 0 || c.ShutdownDrain+5*time.Second > 30*time.Second {
 		bad("QGATE_SHUTDOWN_DRAIN=%s: want 0 to 25s (the process must exit within 30 s of SIGTERM)", c.ShutdownDrain)
+	}
+	if c.StartupTimeout < time.Second || c.StartupTimeout > time.Hour {
+		bad("QGATE_STARTUP_TIMEOUT=%s: want 1s to 1h", c.StartupTimeout)
 	}
 	if c.DebugAddr != "" {
 		host, port, err := net.SplitHostPort(c.DebugAddr)

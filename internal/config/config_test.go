@@ -31,12 +31,14 @@ func TestLoadReadsEveryContractName(t *testing.T) {
 		"QGATE_ALLOW_PRIVATE_NETWORKS": "true",
 		"QGATE_RETRY_WINDOW":           "1h",
 		"QGATE_SHUTDOWN_DRAIN":         "500ms",
+		"QGATE_STARTUP_TIMEOUT":        "5s",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:9000" || c.DataDir != "/tmp/q" || len(c.KafkaBrokers) != 2 || c.KafkaBrokers[1] != "k2:9092" ||
-		c.DatabaseURL != "postgres://u@h/db" || len(c.AllowedHosts) != 2 || !c.AllowPrivateNetworks || c.RetryWindow != time.Hour || c.LogLevel != "debug" || c.ShutdownDrain != 500*time.Millisecond {
+		c.DatabaseURL != "postgres://u@h/db" || len(c.AllowedHosts) != 2 || !c.AllowPrivateNetworks || c.RetryWindow != time.Hour || c.LogLevel != "debug" || c.ShutdownDrain != 500*time.Millisecond ||
+		c.StartupTimeout != 5*time.Second {
 		t.Fatalf("loaded: %+v", c)
 	}
 }
@@ -47,15 +49,16 @@ func TestLoadNamesEveryBadSetting(t *testing.T) {
 		t.Fatalf("bad boolean: %v", err)
 	}
 	_, err = Load(nil, env(map[string]string{
-		"QGATE_ADDR":           "nonsense",
-		"QGATE_KAFKA_BROKERS":  "k1",
-		"QGATE_DATABASE_URL":   "mysql://x",
-		"QGATE_ADMIN_KEY":      "short",
-		"QGATE_ALLOWED_HOSTS":  "https://x.com/",
-		"QGATE_SHUTDOWN_DRAIN": "40s",
-		"QGATE_DEBUG_ADDR":     "0.0.0.0:6060",
+		"QGATE_ADDR":            "nonsense",
+		"QGATE_KAFKA_BROKERS":   "k1",
+		"QGATE_DATABASE_URL":    "mysql://x",
+		"QGATE_ADMIN_KEY":       "short",
+		"QGATE_ALLOWED_HOSTS":   "https://x.com/",
+		"QGATE_SHUTDOWN_DRAIN":  "40s",
+		"QGATE_DEBUG_ADDR":      "0.0.0.0:6060",
+		"QGATE_STARTUP_TIMEOUT": "0s",
 	}))
-	for _, name := range []string{"QGATE_ADDR", "QGATE_KAFKA_BROKERS", "QGATE_DATABASE_URL", "QGATE_ADMIN_KEY", "QGATE_ALLOWED_HOSTS", "QGATE_SECRET_KEY", "QGATE_SHUTDOWN_DRAIN", "QGATE_DEBUG_ADDR"} {
+	for _, name := range []string{"QGATE_ADDR", "QGATE_KAFKA_BROKERS", "QGATE_DATABASE_URL", "QGATE_ADMIN_KEY", "QGATE_ALLOWED_HOSTS", "QGATE_SECRET_KEY", "QGATE_SHUTDOWN_DRAIN", "QGATE_DEBUG_ADDR", "QGATE_STARTUP_TIMEOUT"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}
@@ -86,6 +89,25 @@ func TestDebugAddrMustBeLoopback(t *testing.T) {
 		}
 		if !ok && (err == nil || !strings.Contains(err.Error(), "QGATE_DEBUG_ADDR")) {
 			t.Errorf("%q accepted (err %v)", addr, err)
+		}
+	}
+}
+
+func TestStartupTimeoutBounds(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil || c.StartupTimeout != time.Minute {
+		t.Fatalf("default: %s, %v", c.StartupTimeout, err)
+	}
+	for v, ok := range map[string]bool{"1s": true, "90s": true, "1h": true, "0s": false, "500ms": false, "-5s": false, "2h": false, "soon": false} {
+		c, err := Load(nil, env(map[string]string{"QGATE_STARTUP_TIMEOUT": v}))
+		if ok && err != nil {
+			t.Errorf("%q refused: %v", v, err)
+		}
+		if want, _ := time.ParseDuration(v); ok && c.StartupTimeout != want {
+			t.Errorf("%q: loaded as %s", v, c.StartupTimeout)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "QGATE_STARTUP_TIMEOUT")) {
+			t.Errorf("%q accepted (err %v)", v, err)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 type Consumer struct {
 	r       *kafkago.Reader
 	records chan queue.Record
-	errs    chan error
+	onError func(op string, err error)
 	stop    context.CancelFunc
 	done    chan struct{}
 }
@@ -32,6 +32,12 @@ type ConsumerOptions struct {
 	// ~45 ms. Against a real Kafka cluster a longer wait is safe (it answers at MinBytes).
 	MaxWait time.Duration
 	Buffer  int // records read ahead (default 1000)
+
+	// OnError, when set, hears every failure of the consumer: op is "fetch" (joining the group,
+	// reading a partition: the consumer keeps trying) or "commit" (Commit returned err). It is
+	// called on the consumer's goroutines and must not block. The errors name brokers, topics,
+	// partitions and offsets, never a record's content.
+	OnError func(op string, err error)
 }
 
 // NewConsumer joins group on topic and starts reading into Records().
@@ -41,6 +47,10 @@ func NewConsumer(brokers []string, group, topic string, opts ConsumerOptions) *C
 	}
 	if opts.Buffer <= 0 {
 		opts.Buffer = 1000
+	}
+	onError := opts.OnError
+	if onError == nil {
+		onError = func(string, error) {}
 	}
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:           brokers,
@@ -58,9 +68,11 @@ func NewConsumer(brokers []string, group, topic string, opts ConsumerOptions) *C
 		JoinGroupBackoff:  500 * time.Millisecond,
 		QueueCapacity:     opts.Buffer,
 		CommitInterval:    0, // synchronous, explicit commits
+		// kafka-go retries a failed group join or partition read by itself and only logs it.
+		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) { onError("fetch", fmt.Errorf(format, args...)) }),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Consumer{r: r, records: make(chan queue.Record, opts.Buffer), errs: make(chan error, 1), stop: cancel, done: make(chan struct{})}
+	c := &Consumer{r: r, records: make(chan queue.Record, opts.Buffer), onError: onError, stop: cancel, done: make(chan struct{})}
 	go c.pump(ctx)
 	return c
 }
@@ -74,10 +86,7 @@ func (c *Consumer) pump(ctx context.Context) {
 			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 				return
 			}
-			select {
-			case c.errs <- fmt.Errorf("fetch: %w", err):
-			default:
-			}
+			c.onError("fetch", fmt.Errorf("fetch: %w", err))
 			select {
 			case <-ctx.Done():
 				return
@@ -97,9 +106,6 @@ func (c *Consumer) pump(ctx context.Context) {
 // Records delivers fetched records in partition order. It is closed by Close.
 func (c *Consumer) Records() <-chan queue.Record { return c.records }
 
-// Errors reports fetch errors (the consumer keeps trying).
-func (c *Consumer) Errors() <-chan error { return c.errs }
-
 // Commit marks recs processed: for each partition, the highest record's offset + 1 is committed.
 func (c *Consumer) Commit(ctx context.Context, recs ...queue.Record) error {
 	if len(recs) == 0 {
@@ -110,7 +116,11 @@ func (c *Consumer) Commit(ctx context.Context, recs ...queue.Record) error {
 		msgs[i] = kafkago.Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 	}
 	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("commit offsets: %w", err)
+		err = fmt.Errorf("commit offsets: %w", err)
+		if !errors.Is(err, context.Canceled) { // the caller stopping is no failure
+			c.onError("commit", err)
+		}
+		return err
 	}
 	return nil
 }
