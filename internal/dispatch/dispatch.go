@@ -26,6 +26,8 @@ type Registry interface {
 	Get(id string) (destination.Destination, bool)
 	// Changed is closed at the next change of any destination.
 	Changed() <-chan struct{}
+	// Await returns once Get reflects configuration generation gen (a job's Generation).
+	Await(ctx context.Context, gen int64) error
 }
 
 // Sender delivers one request and classifies its outcome.
