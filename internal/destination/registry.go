@@ -2,6 +2,7 @@ package destination
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -44,6 +45,12 @@ type Registry struct {
 // DefaultRefreshInterval is how often Run polls the store.
 const DefaultRefreshInterval = time.Second
 
+// readTimeout bounds each read of the store (a store that hangs must not hold every caller
+// waiting for the registry).
+const readTimeout = 5 * time.Second
+
+var errReadTimeout = errors.New("reading destinations from the store took longer than 5s")
+
 // NewRegistry returns an empty registry; call Load before use.
 func NewRegistry(store Store, box *Box, log *zap.Logger) *Registry {
 	if log == nil {
@@ -76,9 +83,11 @@ func (r *Registry) Refresh(ctx context.Context) error {
 // returns the generation it then reflects (at least). It costs one small query when nothing
 // changed. On error the snapshot is unchanged and may miss a committed change.
 func (r *Registry) Sync(ctx context.Context) (int64, error) {
-	gen, err := r.store.ConfigGeneration(ctx)
+	rctx, cancel := context.WithTimeoutCause(ctx, readTimeout, errReadTimeout)
+	gen, err := r.store.ConfigGeneration(rctx)
+	cancel()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("read configuration generation: %w", err)
 	}
 	if err := r.Await(ctx, gen); err != nil {
 		return 0, err
@@ -143,6 +152,8 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration) {
 // and applies them; the snapshot then reflects at least the generation read first, since every
 // change numbered up to it had committed before the rows were read. Called with refreshMu held.
 func (r *Registry) refresh(ctx context.Context, full bool) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, readTimeout, errReadTimeout)
+	defer cancel()
 	gen, err := r.store.ConfigGeneration(ctx)
 	if err != nil {
 		return fmt.Errorf("refresh destinations: %w", err)

@@ -17,12 +17,18 @@ type memStore struct {
 	rows     map[string]Destination
 	gen      int64
 	err      error
-	genReads int // ConfigGeneration calls
-	rowReads int // DestinationsChangedAfter calls
+	hang     bool // ConfigGeneration blocks until its context ends
+	genReads int  // ConfigGeneration calls
+	rowReads int  // DestinationsChangedAfter calls
 }
 
-func (m *memStore) ConfigGeneration(context.Context) (int64, error) {
+func (m *memStore) ConfigGeneration(ctx context.Context) (int64, error) {
 	m.mu.Lock()
+	if m.hang {
+		m.mu.Unlock()
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
 	defer m.mu.Unlock()
 	m.genReads++
 	if m.err != nil {

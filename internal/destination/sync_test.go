@@ -67,7 +67,9 @@ func TestRegistrySyncAppliesOtherNodesChanges(t *testing.T) {
 		{"mappings", func() error {
 			_, err := other.Update(ctx, d.ID, Request{AttributeMappings: ptr([]AttributeMapping{{Source: "person.name.lastName", Target: "surname"}})}, nil)
 			return err
-		}, func(d Destination) bool { return len(d.AttributeMappings) == 1 && d.AttributeMappings[0].Target == "surname" }},
+		}, func(d Destination) bool {
+			return len(d.AttributeMappings) == 1 && d.AttributeMappings[0].Target == "surname"
+		}},
 		{"rotation", func() error {
 			_, err := other.Update(ctx, d.ID, Request{APIToken: ptr("rotated-token-0002")}, nil)
 			return err
@@ -243,6 +245,28 @@ func TestRegistryRunPollsTheGeneration(t *testing.T) {
 		synctest.Wait()
 		if _, ok := reg.Get(d.ID); !ok {
 			t.Fatal("the poll did not apply a destination created elsewhere")
+		}
+	})
+}
+
+// A store that does not answer fails Sync and Await after 5 s instead of holding their callers
+// (and everyone waiting behind them) indefinitely.
+func TestRegistryReadsGiveUpAfterFiveSeconds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		reg, _, st := twoNodes(t)
+		st.mu.Lock()
+		st.hang = true
+		st.mu.Unlock()
+		start := time.Now()
+		if _, err := reg.Sync(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Sync on a hung store: %v, want a deadline error", err)
+		}
+		if err := reg.Await(ctx, reg.Generation()+1); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Await on a hung store: %v, want a deadline error", err)
+		}
+		if took := time.Since(start); took != 10*time.Second {
+			t.Fatalf("two reads took %v, want 5 s each", took)
 		}
 	})
 }

@@ -5,7 +5,6 @@ package router
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -111,9 +110,6 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 }
 
-// syncTimeout bounds one attempt at bringing the destinations up to date.
-const syncTimeout = 5 * time.Second
-
 // handle records and queues one batch, retrying each step until it succeeds. It returns false
 // when ctx ends first.
 //
@@ -126,8 +122,6 @@ const syncTimeout = 5 * time.Second
 func (r *Router) handle(ctx context.Context, recs []queue.Record) bool {
 	var gen int64
 	synced := r.retry(ctx, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeoutCause(ctx, syncTimeout, errSyncTimeout)
-		defer cancel()
 		var err error
 		gen, err = r.dests.Sync(ctx)
 		if err != nil {
@@ -280,8 +274,6 @@ func backoff(attempt int) time.Duration {
 	d := 50 * time.Millisecond << min(attempt, 7)
 	return d/2 + rand.N(d/2+1)
 }
-
-var errSyncTimeout = errors.New("reading the destination configuration took too long")
 
 // route decides every record of a batch: the updates and delivery events to record, and the
 // jobs to queue, each stamped with gen, the configuration generation routed with.

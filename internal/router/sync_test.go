@@ -104,12 +104,12 @@ func (s *sink) Write(_ context.Context, b store.Batch) error {
 // another node on the same store, whose changes the router's registry learns of only from the
 // store (no poll runs).
 type syncRig struct {
-	flaky   *flakyStore
-	src     *chanSource
-	out     *sink
-	other   *destination.Service
-	prom    *prometheus.Registry
-	router  *Router
+	flaky  *flakyStore
+	src    *chanSource
+	out    *sink
+	other  *destination.Service
+	prom   *prometheus.Registry
+	router *Router
 }
 
 // counter returns the value of the router's counter called name.
