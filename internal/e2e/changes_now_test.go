@@ -31,7 +31,9 @@ import (
 //   - deleted: nothing accepted after the deletion is routed to it or sent.
 //
 // After the first phase, changes go through the node that does not send to the destination
-// (its claim is held by the other), so the sending node learns of them only from the jobs.
+// (its claim is held by the other). The rotation, pause and deletion are then followed by
+// profiles that only that node's router routes, so the sending node learns of the change from
+// the jobs alone.
 func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	dbURL := pgSchema(t)
 	e := newEnv(t, simulator.Config{})
@@ -44,15 +46,18 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	// Created through node 1; ingested on node 2 right after the 201.
 	destID, wf := n1.destination("now", simulator.Workflow{}, nil)
 	ph.dest, ph.wf = destID, wf
-	l := ph.ingest(n2, "created", 30, []string{"aud-now"}, true)
+	l := ph.ingest(n2, emails("created", 30), []string{"aud-now"}, true)
 	ph.delivered("created through node 1, ingested on node 2", n2, l)
 
 	sender, other := ph.holder(n1, n2)
+	// Profiles only the other node's router routes: the sender then learns of a change made
+	// through the other node from the jobs alone (its own router never sees them).
+	pool := ph.routedOnlyBy(other, sender, 20)
 	t.Logf("%s sends to the destination; changes go through %s", sender.name, other.name)
 
 	// Attribute mappings: the payload of every update accepted afterwards has the new shape.
 	ph.change(other, "PATCH", "", map[string]any{"attributeMappings": []any{map[string]any{"source": "person.name.firstName", "target": "givenName"}}})
-	l = ph.ingest(other, "mapped", 20, []string{"aud-now"}, true)
+	l = ph.ingest(other, emails("mapped", 20), []string{"aud-now"}, true)
 	for _, r := range ph.runsOf(ph.delivered("mapping changed", other, l)) {
 		var body map[string]json.RawMessage
 		if err := json.Unmarshal(r.Body, &body); err != nil {
@@ -66,8 +71,8 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	// Audiences: members of the new audience are delivered; members of the old one only are
 	// no longer routed to it.
 	ph.change(other, "PATCH", "", map[string]any{"audiences": []any{"aud-new"}})
-	lnew := ph.ingest(other, "newaud", 20, []string{"aud-new"}, true)
-	lold := ph.ingest(other, "oldaud", 20, []string{"aud-now"}, false)
+	lnew := ph.ingest(other, emails("newaud", 20), []string{"aud-new"}, true)
+	lold := ph.ingest(other, emails("oldaud", 20), []string{"aud-now"}, false)
 	ph.delivered("audiences changed, new audience", other, lnew)
 	for id, rs := range awaitRouted(t, other, lold, 30*time.Second) {
 		for _, r := range rs {
@@ -82,7 +87,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	const newToken = "token-now-rotated-0002"
 	e.sim.AddWorkflow(simulator.Workflow{ID: wf, Username: "user-now", Token: newToken})
 	ph.change(other, "PATCH", "", map[string]any{"apiToken": newToken})
-	l = ph.ingest(other, "rotated", 20, []string{"aud-new"}, true)
+	l = ph.ingest(other, pool, []string{"aud-new"}, true)
 	keys := ph.keys(l)
 	ph.delivered("token rotated", other, l)
 	for _, r := range e.sim.Runs(wf) {
@@ -93,7 +98,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 
 	// Pause: nothing accepted afterwards is sent while paused; on resume all of it is.
 	ph.change(other, "POST", "/pause", nil)
-	lp := ph.ingest(other, "paused", 20, []string{"aud-new"}, true)
+	lp := ph.ingest(other, pool, []string{"aud-new"}, true)
 	for id, rs := range awaitRouted(t, other, lp, 30*time.Second) {
 		if len(rs) != 1 || rs[0].DestinationID != destID || rs[0].Status != delivery.Pending {
 			t.Errorf("update %s accepted after the pause: %+v, want one pending delivery", id, rs)
@@ -110,7 +115,9 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	}
 	resumed := time.Now()
 	ph.change(other, "POST", "/resume", nil)
-	lr := ph.ingest(other, "resumed", 10, []string{"aud-new"}, true)
+	// The same profiles again: these jobs queue behind the held ones, and still carry the
+	// resume to the sender.
+	lr := ph.ingest(other, pool, []string{"aud-new"}, true)
 	ph.delivered("resumed", other, lr)
 	ph.delivered("held by the pause, after the resume", other, lp)
 	for _, r := range e.sim.Runs(wf) {
@@ -121,7 +128,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 
 	// Deletion: nothing accepted afterwards is routed to it or sent.
 	ph.change(other, "DELETE", "", nil)
-	ld := ph.ingest(other, "deleted", 20, []string{"aud-new"}, false)
+	ld := ph.ingest(other, pool, []string{"aud-new"}, false)
 	deletedKeys := map[string]bool{}
 	for id, rs := range awaitRouted(t, other, ld, 30*time.Second) {
 		deletedKeys[delivery.ID(id, destID)] = true
@@ -156,21 +163,31 @@ type phases struct {
 	dest, wf string
 }
 
-// ingest sends k profiles, members of auds, to n in one request (retrying 503s) and records
-// them in the phase's ledger and in all; routed says whether they must reach the destination.
-func (p *phases) ingest(n *node, prefix string, k int, auds []string, routed bool) *ledger {
+// emails returns k new addresses.
+func emails(prefix string, k int) []string {
+	out := make([]string, k)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d@example.com", prefix, i)
+	}
+	return out
+}
+
+// ingest sends profiles with these emails, members of auds, to n in one request (retrying
+// 503s) and records them in the phase's ledger and in all; routed says whether they must
+// reach the destination.
+func (p *phases) ingest(n *node, addrs []string, auds []string, routed bool) *ledger {
 	p.t.Helper()
 	var dests []string
 	if routed {
 		dests = []string{p.dest}
 	}
-	items := make([]item, k)
-	for i := range items {
-		items[i] = newItem(fmt.Sprintf("%s-%d@example.com", prefix, i), auds, dests)
+	items := make([]item, len(addrs))
+	for i, a := range addrs {
+		items[i] = newItem(a, auds, dests)
 	}
 	l := newLedger()
 	if err := l.sendAll(context.Background(), func(int) *node { return n }, p.c, items, time.Now().Add(20*time.Second)); err != nil {
-		p.t.Fatalf("ingest %s on %s: %v", prefix, n.name, err)
+		p.t.Fatalf("ingest %s… on %s: %v", addrs[0], n.name, err)
 	}
 	l.mu.Lock()
 	p.all.mu.Lock()
@@ -291,6 +308,42 @@ func (p *phases) bothRouting(a, b *node) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// routedOnlyBy returns k addresses whose profiles the router of by routes (their partition of
+// the profile-update topic is by's), found by ingesting candidates one at a time on by (members
+// of no destination's audience) and watching both nodes' routed counters.
+func (p *phases) routedOnlyBy(by, not *node, k int) []string {
+	p.t.Helper()
+	var out []string
+	for i := 0; len(out) < k; i++ {
+		if i == 20*k {
+			p.t.Fatalf("%d of %d candidates routed by %s only", len(out), i, by.name)
+		}
+		addr := fmt.Sprintf("pool-%d@example.com", i)
+		b0, n0 := routed(p.t, by), routed(p.t, not)
+		l := newLedger()
+		if err := l.sendAll(context.Background(), func(int) *node { return by }, p.c, []item{newItem(addr, []string{"aud-warm"}, nil)}, time.Now().Add(20*time.Second)); err != nil {
+			p.t.Fatal(err)
+		}
+		awaitRouted(p.t, by, l, 30*time.Second)
+		// The update is recorded before its batch is counted: wait for the count.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b1, n1 := routed(p.t, by), routed(p.t, not)
+			if b1+n1 > b0+n0 {
+				if b1 > b0 && n1 == n0 {
+					out = append(out, addr)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				p.t.Fatalf("update of %s routed but counted by neither router", addr)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return out
 }
 
 // routed reads qgate_router_updates_total from n's /metrics.
