@@ -47,13 +47,18 @@ const JobVersion = 1
 // Job is the value of a message on the delivery-jobs topic, keyed by destination ID so that one
 // consumer serves a destination at a time (exact rate limits, per-profile order).
 type Job struct {
-	V             int             `json:"v"`
-	DeliveryID    string          `json:"deliveryId"`
-	UpdateID      string          `json:"updateId"`
-	DestinationID string          `json:"destinationId"`
-	ProfileKey    string          `json:"profileKey"`
-	ReceivedAt    time.Time       `json:"receivedAt"`
-	Payload       json.RawMessage `json:"payload"`
+	V             int       `json:"v"`
+	DeliveryID    string    `json:"deliveryId"`
+	UpdateID      string    `json:"updateId"`
+	DestinationID string    `json:"destinationId"`
+	ProfileKey    string    `json:"profileKey"`
+	ReceivedAt    time.Time `json:"receivedAt"`
+	// Generation is the destination configuration generation the router routed with (see
+	// destination.Registry): whoever sends the job first brings its registry up to it, so
+	// every change acknowledged before the update was accepted applies. 0: not known (jobs
+	// written before it existed).
+	Generation int64           `json:"generation,omitempty"`
+	Payload    json.RawMessage `json:"payload"`
 }
 
 // ID returns the stable delivery ID of (update, destination): "dlv_" and 32 hex digits. It is

@@ -42,15 +42,20 @@ func appendJob(dst []byte, j *Job) ([]byte, bool) {
 	if !strictRFC3339(dst[n:]) {
 		return dst, false
 	}
-	dst = append(dst, `","payload":`...)
+	dst = append(dst, '"')
+	if j.Generation != 0 {
+		dst = append(dst, `,"generation":`...)
+		dst = strconv.AppendInt(dst, j.Generation, 10)
+	}
+	dst = append(dst, `,"payload":`...)
 	dst = append(dst, j.Payload...)
 	return append(dst, '}'), true
 }
 
 // jobSize is room for the encoding of j, unless its strings need escaping.
 func jobSize(j *Job) int {
-	return len(`{"v":,"deliveryId":"","updateId":"","destinationId":"","profileKey":"","receivedAt":"","payload":}`) +
-		20 + len(j.DeliveryID) + len(j.UpdateID) + len(j.DestinationID) + len(j.ProfileKey) +
+	return len(`{"v":,"deliveryId":"","updateId":"","destinationId":"","profileKey":"","receivedAt":"","generation":,"payload":}`) +
+		40 + len(j.DeliveryID) + len(j.UpdateID) + len(j.DestinationID) + len(j.ProfileKey) +
 		len(time.RFC3339Nano) + len(j.Payload)
 }
 
@@ -73,13 +78,15 @@ func strictRFC3339(b []byte) bool {
 // caller then uses json.Unmarshal.
 func decodeJob(b []byte) (Job, bool) {
 	var j Job
+	var gen int // at most 9 digits here; a larger generation goes through json.Unmarshal
 	// The members in the order appendJob writes them.
 	if !jsonscan.Decode(b, []jsonscan.Field{
 		{Name: "v", Int: &j.V}, {Name: "deliveryId", String: &j.DeliveryID}, {Name: "updateId", String: &j.UpdateID},
 		{Name: "destinationId", String: &j.DestinationID}, {Name: "profileKey", String: &j.ProfileKey},
-		{Name: "receivedAt", Time: &j.ReceivedAt}, {Name: "payload", Raw: &j.Payload},
+		{Name: "receivedAt", Time: &j.ReceivedAt}, {Name: "generation", Int: &gen}, {Name: "payload", Raw: &j.Payload},
 	}) {
 		return Job{}, false
 	}
+	j.Generation = int64(gen)
 	return j, true
 }

@@ -54,6 +54,9 @@ func TestEncodeJobMatchesJSON(t *testing.T) {
 	}
 	cases := map[string]Job{
 		"sample":             base,
+		"generation":         with(func(j *Job) { j.Generation = 17 }),
+		"large generation":   with(func(j *Job) { j.Generation = 1<<62 + 5 }),
+		"negative gen":       with(func(j *Job) { j.Generation = -3 }),
 		"zero":               {},
 		"html in ids":        with(func(j *Job) { j.DeliveryID, j.ProfileKey = "<a>&</a>", "x>y" }),
 		"quotes, controls":   with(func(j *Job) { j.UpdateID = "\"\\\b\f\n\r\t\x00\x01\x1f\x7f" }),
@@ -181,6 +184,15 @@ var decodeCases = []string{
 	`{"v":1,"deliveryId":"d","destinationId":"x","payload":{}},`,
 	`{"v":1,"deliveryId":"d","destinationId":"x",,"payload":{}}`,
 	`{"v":1 "deliveryId":"d"}`,
+	`{"v":1,"deliveryId":"d","destinationId":"x","receivedAt":"2026-11-22T10:00:00Z","generation":42,"payload":{}}`,
+	`{"v":1,"deliveryId":"d","destinationId":"x","generation":-7,"payload":{}}`,
+	`{"v":1,"deliveryId":"d","destinationId":"x","generation":999999999,"payload":{}}`,
+	`{"v":1,"deliveryId":"d","destinationId":"x","generation":1234567890123,"payload":{}}`,
+	`{"v":1,"deliveryId":"d","destinationId":"x","generation":99999999999999999999,"payload":{}}`,
+	`{"v":1,"deliveryId":"d","destinationId":"x","generation":null,"payload":{}}`,
+	`{"v":1,"deliveryId":"d","destinationId":"x","generation":"3","payload":{}}`,
+	`{"v":1,"deliveryId":"d","destinationId":"x","generation":3.5,"payload":{}}`,
+	`{"v":1,"deliveryId":"d","destinationId":"x","payload":{},"generation":3}`,
 	`{}`,
 	`{ }`,
 	`[]`,
@@ -198,18 +210,23 @@ func TestDecodeJobMatchesJSON(t *testing.T) {
 	for _, in := range decodeCases {
 		t.Run("", func(t *testing.T) { checkDecode(t, []byte(in)) })
 	}
-	b, err := EncodeJob(sampleJob())
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkDecode(t, b)
-	if _, ok := decodeJob(b); !ok {
-		t.Fatal("an encoded job fell back to encoding/json")
+	for _, gen := range []int64{0, 1, 123456789} { // what routers write
+		j := sampleJob()
+		j.Generation = gen
+		b, err := EncodeJob(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecode(t, b)
+		if got, ok := decodeJob(b); !ok || got.Generation != gen {
+			t.Fatalf("an encoded job of generation %d fell back to encoding/json or lost it (%d)", gen, got.Generation)
+		}
 	}
 }
 
 func TestJobRoundTrip(t *testing.T) {
 	in := sampleJob()
+	in.Generation = 42
 	b, err := EncodeJob(in)
 	if err != nil {
 		t.Fatal(err)
@@ -224,13 +241,13 @@ func TestJobRoundTrip(t *testing.T) {
 // FuzzEncodeJob holds EncodeJob to json.Marshal for any job.
 func FuzzEncodeJob(f *testing.F) {
 	j := sampleJob()
-	f.Add(j.DeliveryID, j.UpdateID, j.DestinationID, j.ProfileKey, j.ReceivedAt.Unix(), int64(j.ReceivedAt.Nanosecond()), 0, []byte(j.Payload))
-	f.Add("<&>", "\u2028\xff", "\"\\\n", "é", int64(-62135596800), int64(0), -75, []byte(" { \"a\" : \"<\u2029>\" } "))
-	f.Add("", "", "", "", int64(253402300800), int64(999999999), 86400, []byte(nil))
-	f.Add("d", "u", "x", "k", int64(0), int64(1), 3600, []byte(`[1,"\u00e9",-0.5e3,true,false,null,{}]`))
-	f.Fuzz(func(t *testing.T, dlv, upd, dst, key string, sec, nsec int64, offset int, payload []byte) {
+	f.Add(j.DeliveryID, j.UpdateID, j.DestinationID, j.ProfileKey, j.ReceivedAt.Unix(), int64(j.ReceivedAt.Nanosecond()), 0, int64(0), []byte(j.Payload))
+	f.Add("<&>", "\u2028\xff", "\"\\\n", "é", int64(-62135596800), int64(0), -75, int64(12), []byte(" { \"a\" : \"<\u2029>\" } "))
+	f.Add("", "", "", "", int64(253402300800), int64(999999999), 86400, int64(-1), []byte(nil))
+	f.Add("d", "u", "x", "k", int64(0), int64(1), 3600, int64(1)<<40, []byte(`[1,"\u00e9",-0.5e3,true,false,null,{}]`))
+	f.Fuzz(func(t *testing.T, dlv, upd, dst, key string, sec, nsec int64, offset int, gen int64, payload []byte) {
 		j := Job{DeliveryID: dlv, UpdateID: upd, DestinationID: dst, ProfileKey: key,
-			ReceivedAt: time.Unix(sec, nsec).In(time.FixedZone("", offset)), Payload: payload}
+			ReceivedAt: time.Unix(sec, nsec).In(time.FixedZone("", offset)), Generation: gen, Payload: payload}
 		if offset == 0 {
 			j.ReceivedAt = j.ReceivedAt.UTC()
 		}

@@ -50,6 +50,9 @@ type Destination struct {
 	CreatedAt          time.Time          `json:"createdAt"`
 	UpdatedAt          time.Time          `json:"updatedAt"`
 	DeletedAt          *time.Time         `json:"deletedAt,omitempty"`
+	// Generation is the store-wide configuration generation of the destination's last change
+	// (set by the store; see Registry).
+	Generation int64 `json:"-"`
 
 	// Token is the plaintext API token, present only in memory (registry, dispatcher) after
 	// decryption. It is never serialized, logged or stored.

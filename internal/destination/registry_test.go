@@ -10,11 +10,43 @@ import (
 	"time"
 )
 
-// memStore is an in-memory Store for the package's tests.
+// memStore is an in-memory Store for the package's tests. It numbers changes with a
+// generation as the real store does, counts reads, and fails every read while err is set.
 type memStore struct {
-	mu   sync.Mutex
-	rows map[string]Destination
-	err  error
+	mu       sync.Mutex
+	rows     map[string]Destination
+	gen      int64
+	err      error
+	hang     bool // ConfigGeneration blocks until its context ends
+	genReads int  // ConfigGeneration calls
+	rowReads int  // DestinationsChangedAfter calls
+}
+
+func (m *memStore) ConfigGeneration(ctx context.Context) (int64, error) {
+	m.mu.Lock()
+	if m.hang {
+		m.mu.Unlock()
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	defer m.mu.Unlock()
+	m.genReads++
+	if m.err != nil {
+		return 0, m.err
+	}
+	return m.gen, nil
+}
+
+func (m *memStore) reads() (gen, rows int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.genReads, m.rowReads
+}
+
+func (m *memStore) fail(err error) {
+	m.mu.Lock()
+	m.err = err
+	m.mu.Unlock()
 }
 
 func newMemStore() *memStore { return &memStore{rows: map[string]Destination{}} }
@@ -27,6 +59,8 @@ func (m *memStore) CreateDestination(_ context.Context, d Destination) error {
 			return ErrNameTaken
 		}
 	}
+	m.gen++
+	d.Generation = m.gen
 	m.rows[d.ID] = d
 	return nil
 }
@@ -42,7 +76,7 @@ func (m *memStore) GetDestination(_ context.Context, id string, includeDeleted b
 }
 
 func (m *memStore) ListDestinations(_ context.Context, after string, limit int) ([]Destination, error) {
-	all, _ := m.DestinationsChangedSince(context.Background(), time.Time{})
+	all, _ := m.DestinationsChangedAfter(context.Background(), 0)
 	var out []Destination
 	for _, d := range all {
 		if d.DeletedAt == nil && d.ID > after && len(out) < limit {
@@ -62,6 +96,8 @@ func (m *memStore) UpdateDestination(_ context.Context, d Destination, expect in
 	if cur.Version != expect {
 		return ErrVersionConflict
 	}
+	m.gen++
+	d.Generation = m.gen
 	m.rows[d.ID] = d
 	return nil
 }
@@ -73,20 +109,22 @@ func (m *memStore) DeleteDestination(_ context.Context, id string, at time.Time)
 	if !ok || d.DeletedAt != nil {
 		return ErrNotFound
 	}
-	d.DeletedAt, d.UpdatedAt, d.Version = &at, at, d.Version+1
+	m.gen++
+	d.DeletedAt, d.UpdatedAt, d.Version, d.Generation = &at, at, d.Version+1, m.gen
 	m.rows[id] = d
 	return nil
 }
 
-func (m *memStore) DestinationsChangedSince(_ context.Context, since time.Time) ([]Destination, error) {
+func (m *memStore) DestinationsChangedAfter(_ context.Context, gen int64) ([]Destination, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.rowReads++
 	if m.err != nil {
 		return nil, m.err
 	}
 	var out []Destination
 	for _, d := range m.rows {
-		if !d.UpdatedAt.Before(since) {
+		if d.Generation > gen {
 			out = append(out, d)
 		}
 	}
@@ -219,9 +257,7 @@ func TestRegistryRunPicksUpOtherNodes(t *testing.T) {
 	}
 
 	// A failing store keeps the last snapshot.
-	st.mu.Lock()
-	st.err = errors.New("database down")
-	st.mu.Unlock()
+	st.fail(errors.New("database down"))
 	if err := reg.Refresh(ctx); err == nil {
 		t.Fatal("Refresh hid the store error")
 	}

@@ -10,7 +10,14 @@ import (
 
 // Store is what the destination package needs from persistence. Destinations are stored with
 // their token sealed (SealedToken, TokenLast4); Token is never written.
+//
+// Every change (create, update, delete) increments one store-wide configuration generation in
+// the same transaction and records it as the row's Generation, and changes are numbered in
+// commit order: once ConfigGeneration has answered g, every change numbered up to g is visible
+// to DestinationsChangedAfter.
 type Store interface {
+	// ConfigGeneration returns the generation of the latest destination change committed.
+	ConfigGeneration(ctx context.Context) (int64, error)
 	// CreateDestination inserts d. ErrNameTaken when a non-deleted destination has d.Name.
 	CreateDestination(ctx context.Context, d Destination) error
 	// GetDestination returns a destination by ID; a deleted one only when includeDeleted.
@@ -26,9 +33,9 @@ type Store interface {
 	// DeleteDestination soft-deletes: sets deleted_at and updated_at to at and bumps the
 	// version. ErrNotFound when absent or already deleted.
 	DeleteDestination(ctx context.Context, id string, at time.Time) error
-	// DestinationsChangedSince returns every destination, deleted ones included, whose
-	// updated_at is at or after since (the zero time: all of them), in ID order.
-	DestinationsChangedSince(ctx context.Context, since time.Time) ([]Destination, error)
+	// DestinationsChangedAfter returns every destination, deleted ones included, whose last
+	// change has a generation above gen (0: all of them), in ID order.
+	DestinationsChangedAfter(ctx context.Context, gen int64) ([]Destination, error)
 }
 
 // Errors of this package; the api package maps their kinds to statuses.

@@ -55,6 +55,17 @@ func (l *lane) deliver(it item) bool {
 			return true
 		}
 	}
+	// Every destination change acknowledged before the update was accepted applies: the
+	// registry first reflects the generation the job was routed with (no store access unless
+	// that generation is newer than the registry's).
+	for i := 0; ; i++ {
+		if err := d.reg.Await(ctx, job.Generation); err == nil {
+			break
+		}
+		if !retryPause(ctx, i) {
+			return false
+		}
+	}
 	for {
 		if it.parked == nil {
 			l.mu.Lock()

@@ -26,6 +26,8 @@ type Registry interface {
 	Get(id string) (destination.Destination, bool)
 	// Changed is closed at the next change of any destination.
 	Changed() <-chan struct{}
+	// Await returns once Get reflects configuration generation gen (a job's Generation).
+	Await(ctx context.Context, gen int64) error
 }
 
 // Sender delivers one request and classifies its outcome.
@@ -315,6 +317,7 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 	jobs := make([]delivery.Job, len(batch))
 	ok := make([]bool, len(batch))
 	ids := make([]string, 0, len(batch))
+	var gen int64 // the newest configuration generation the batch was routed with
 	for i, rec := range batch {
 		d.track.add(rec)
 		job, err := delivery.DecodeJob(rec.Value)
@@ -326,6 +329,21 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 		}
 		jobs[i], ok[i] = job, true
 		ids = append(ids, job.DeliveryID)
+		gen = max(gen, job.Generation)
+	}
+	// Every destination change acknowledged before these updates were accepted applies to
+	// them, whether they are sent or parked here (a job parked behind a paused profile is not
+	// looked at again until the destination is seen resumed): no store access unless the batch
+	// was routed with a generation newer than the registry's.
+	for attempt := 0; ; attempt++ {
+		err := d.reg.Await(ctx, gen)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		d.log.Warn("reading destination changes failed; retrying", zap.Error(err))
+		if !retryPause(ctx, attempt) {
+			break
+		}
 	}
 	var finished map[string]bool
 	for attempt := 0; ; attempt++ {

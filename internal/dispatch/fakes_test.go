@@ -406,6 +406,9 @@ func (r *memRegistry) Get(id string) (destination.Destination, bool) {
 	return d, ok
 }
 
+// Await: the fake is always up to date.
+func (r *memRegistry) Await(context.Context, int64) error { return nil }
+
 func (r *memRegistry) Changed() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()

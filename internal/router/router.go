@@ -5,6 +5,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -22,6 +23,9 @@ import (
 
 // Destinations is what the router needs to know about destinations.
 type Destinations interface {
+	// Sync brings the snapshot up to every destination change committed before the call and
+	// returns the configuration generation it then reflects (at least).
+	Sync(ctx context.Context) (int64, error)
 	// Routable returns the enabled, not deleted destinations (a snapshot not to be modified).
 	Routable() []destination.Destination
 }
@@ -108,8 +112,28 @@ func (r *Router) Run(ctx context.Context) error {
 
 // handle records and queues one batch, retrying each step until it succeeds. It returns false
 // when ctx ends first.
+//
+// First the destinations are brought up to the store's configuration generation. Every update
+// of the batch was accepted, hence on Kafka, before the batch was read, so a destination
+// change the API acknowledged before any of them was accepted had committed before this read
+// and is routed with — whichever node made it. When the read fails the batch waits (retried
+// with backoff, like the other steps) rather than being routed with a snapshot that may miss
+// such a change: that would route updates without their deliveries, silently.
 func (r *Router) handle(ctx context.Context, recs []queue.Record) bool {
-	b, msgs := r.route(recs)
+	var gen int64
+	synced := r.retry(ctx, func(ctx context.Context) error {
+		var err error
+		gen, err = r.dests.Sync(ctx)
+		if err != nil {
+			r.metrics.syncFailures.Inc()
+			return fmt.Errorf("bring destinations up to date: %w", err)
+		}
+		return nil
+	})
+	if !synced {
+		return false
+	}
+	b, msgs := r.route(recs, gen)
 	var wg sync.WaitGroup
 	var wrote, queued bool
 	wg.Go(func() { wrote = r.retry(ctx, func(ctx context.Context) error { return r.status.Write(ctx, b) }) })
@@ -252,8 +276,8 @@ func backoff(attempt int) time.Duration {
 }
 
 // route decides every record of a batch: the updates and delivery events to record, and the
-// jobs to queue.
-func (r *Router) route(recs []queue.Record) (store.Batch, []queue.Message) {
+// jobs to queue, each stamped with gen, the configuration generation routed with.
+func (r *Router) route(recs []queue.Record, gen int64) (store.Batch, []queue.Message) {
 	var b store.Batch
 	var msgs []queue.Message
 	dests := r.dests.Routable()
@@ -300,7 +324,7 @@ func (r *Router) route(recs []queue.Record) (store.Batch, []queue.Message) {
 			b.Events = append(b.Events, ev)
 			job, err := delivery.EncodeJob(delivery.Job{
 				DeliveryID: ev.DeliveryID, UpdateID: env.UpdateID, DestinationID: d.ID,
-				ProfileKey: env.ProfileKey, ReceivedAt: env.ReceivedAt, Payload: s.Payload,
+				ProfileKey: env.ProfileKey, ReceivedAt: env.ReceivedAt, Generation: gen, Payload: s.Payload,
 			})
 			if err != nil {
 				r.log.Error("encode job", zap.Error(err))
@@ -320,6 +344,8 @@ type Metrics struct {
 	excluded *prometheus.CounterVec
 	poison   prometheus.Counter
 	retries  prometheus.Counter
+
+	syncFailures prometheus.Counter
 }
 
 // NewMetrics registers the router's collectors.
@@ -329,8 +355,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		jobs:     prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_router_jobs_total", Help: "Delivery jobs queued."}),
 		excluded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qgate_router_excluded_total", Help: "Deliveries excluded at routing, by reason."}, []string{"reason"}),
 		poison:   prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_router_skipped_total", Help: "Records that could not be decoded and were skipped (a bug: alert on it)."}),
-		retries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_router_step_retries_total", Help: "Retries of a failed store write, publish or commit."}),
+		retries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_router_step_retries_total", Help: "Retries of a failed store write, publish, commit or destination configuration read."}),
+		syncFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_router_config_sync_failures_total",
+			Help: "Failed reads of the destination configuration before a batch (the batch waits and is retried)."}),
 	}
-	reg.MustRegister(m.updates, m.jobs, m.excluded, m.poison, m.retries)
+	reg.MustRegister(m.updates, m.jobs, m.excluded, m.poison, m.retries, m.syncFailures)
 	return m
 }

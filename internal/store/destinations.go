@@ -10,11 +10,14 @@ import (
 	"github.com/qgate/qgate/internal/destination"
 )
 
-// The destination store: mappings and audiences as JSON text, the token only sealed.
+// The destination store: mappings and audiences as JSON text, the token only sealed. Every change
+// increments the store-wide configuration generation (table config_generation, one row) in its
+// own transaction and stamps the row with it: the row lock taken by the increment orders
+// concurrent changes, so a reader that sees generation g sees every change numbered up to g.
 
 const destinationColumns = `id, name, description, url, username, sealed_token, token_last4,
 	identity_mappings, attribute_mappings, audiences, rate_limit_per_minute, enabled, paused,
-	version, created_at, updated_at, deleted_at`
+	version, created_at, updated_at, deleted_at, generation`
 
 type destinationJSON struct {
 	identity, attribute, audiences string
@@ -52,11 +55,14 @@ func (s *DB) CreateDestination(ctx context.Context, d destination.Destination) e
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO destinations (`+destinationColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-		d.ID, d.Name, d.Description, d.URL, d.Username, d.SealedToken, d.TokenLast4,
-		j.identity, j.attribute, j.audiences, d.RateLimitPerMinute, d.Enabled, d.Paused,
-		d.Version, ms(d.CreatedAt), ms(d.UpdatedAt), dstNullMS(d.DeletedAt))
+	err = s.inGeneration(ctx, func(tx *sql.Tx, gen int64) (bool, error) {
+		_, err := tx.ExecContext(ctx, `INSERT INTO destinations (`+destinationColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			d.ID, d.Name, d.Description, d.URL, d.Username, d.SealedToken, d.TokenLast4,
+			j.identity, j.attribute, j.audiences, d.RateLimitPerMinute, d.Enabled, d.Paused,
+			d.Version, ms(d.CreatedAt), ms(d.UpdatedAt), dstNullMS(d.DeletedAt), gen)
+		return err == nil, err
+	})
 	if isUniqueViolation(err) {
 		return destination.ErrNameTaken
 	}
@@ -64,6 +70,35 @@ func (s *DB) CreateDestination(ctx context.Context, d destination.Destination) e
 		return fmt.Errorf("create destination: %w", err)
 	}
 	return nil
+}
+
+// ConfigGeneration returns the generation of the latest destination change committed.
+func (s *DB) ConfigGeneration(ctx context.Context) (int64, error) {
+	var gen int64
+	if err := s.db.QueryRowContext(ctx, `SELECT generation FROM config_generation WHERE id = 1`).Scan(&gen); err != nil {
+		return 0, fmt.Errorf("read config generation: %w", err)
+	}
+	return gen, nil
+}
+
+// inGeneration runs write in a transaction that first increments the configuration generation
+// and passes the new value; it commits only when write reports a change, and rolls back
+// otherwise (nothing changed, or an error), leaving the generation where it was.
+func (s *DB) inGeneration(ctx context.Context, write func(tx *sql.Tx, gen int64) (changed bool, err error)) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var gen int64
+	if err := tx.QueryRowContext(ctx, `UPDATE config_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation`).Scan(&gen); err != nil {
+		return fmt.Errorf("increment config generation: %w", err)
+	}
+	changed, err := write(tx, gen)
+	if err != nil || !changed {
+		return err
+	}
+	return tx.Commit()
 }
 
 // GetDestination returns a destination by ID; a deleted one only when includeDeleted.
@@ -85,14 +120,11 @@ func (s *DB) ListDestinations(ctx context.Context, afterID string, limit int) ([
 		WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2`, afterID, limit)
 }
 
-// DestinationsChangedSince returns every destination, deleted ones included, updated at or
-// after since (the zero time: all), in ID order.
-func (s *DB) DestinationsChangedSince(ctx context.Context, since time.Time) ([]destination.Destination, error) {
-	if since.IsZero() {
-		return s.queryDestinations(ctx, `SELECT `+destinationColumns+` FROM destinations ORDER BY id`)
-	}
+// DestinationsChangedAfter returns every destination, deleted ones included, whose last change
+// has a generation above gen (0: all), in ID order.
+func (s *DB) DestinationsChangedAfter(ctx context.Context, gen int64) ([]destination.Destination, error) {
 	return s.queryDestinations(ctx, `SELECT `+destinationColumns+` FROM destinations
-		WHERE updated_at >= $1 ORDER BY id`, ms(since))
+		WHERE generation > $1 ORDER BY id`, gen)
 }
 
 // UpdateDestination replaces a live destination whose version is still expectVersion.
@@ -101,23 +133,29 @@ func (s *DB) UpdateDestination(ctx context.Context, d destination.Destination, e
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE destinations SET name = $1, description = $2, url = $3,
+	var n int64
+	err = s.inGeneration(ctx, func(tx *sql.Tx, gen int64) (bool, error) {
+		res, err := tx.ExecContext(ctx, `UPDATE destinations SET name = $1, description = $2, url = $3,
 		username = $4, sealed_token = $5, token_last4 = $6, identity_mappings = $7,
 		attribute_mappings = $8, audiences = $9, rate_limit_per_minute = $10, enabled = $11,
-		paused = $12, version = $13, updated_at = $14
-		WHERE id = $15 AND version = $16 AND deleted_at IS NULL`,
-		d.Name, d.Description, d.URL, d.Username, d.SealedToken, d.TokenLast4, j.identity,
-		j.attribute, j.audiences, d.RateLimitPerMinute, d.Enabled, d.Paused, d.Version,
-		ms(d.UpdatedAt), d.ID, expectVersion)
+		paused = $12, version = $13, updated_at = $14, generation = $15
+		WHERE id = $16 AND version = $17 AND deleted_at IS NULL`,
+			d.Name, d.Description, d.URL, d.Username, d.SealedToken, d.TokenLast4, j.identity,
+			j.attribute, j.audiences, d.RateLimitPerMinute, d.Enabled, d.Paused, d.Version,
+			ms(d.UpdatedAt), gen, d.ID, expectVersion)
+		if err != nil {
+			return false, err
+		}
+		n, err = res.RowsAffected()
+		return n > 0, err
+	})
 	if isUniqueViolation(err) {
 		return destination.ErrNameTaken
 	}
 	if err != nil {
 		return fmt.Errorf("update destination: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("update destination: %w", err)
-	} else if n == 0 {
+	if n == 0 {
 		if _, err := s.GetDestination(ctx, d.ID, false); err != nil {
 			return err // ErrNotFound, or a database error
 		}
@@ -128,15 +166,22 @@ func (s *DB) UpdateDestination(ctx context.Context, d destination.Destination, e
 
 // DeleteDestination soft-deletes a live destination, bumping its version.
 func (s *DB) DeleteDestination(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE destinations SET deleted_at = $1,
-		updated_at = CASE WHEN updated_at >= $1 THEN updated_at + 1 ELSE $1 END, version = version + 1
-		WHERE id = $2 AND deleted_at IS NULL`, ms(at), id)
+	var n int64
+	err := s.inGeneration(ctx, func(tx *sql.Tx, gen int64) (bool, error) {
+		res, err := tx.ExecContext(ctx, `UPDATE destinations SET deleted_at = $1,
+		updated_at = CASE WHEN updated_at >= $1 THEN updated_at + 1 ELSE $1 END, version = version + 1,
+		generation = $2
+		WHERE id = $3 AND deleted_at IS NULL`, ms(at), gen, id)
+		if err != nil {
+			return false, err
+		}
+		n, err = res.RowsAffected()
+		return n > 0, err
+	})
 	if err != nil {
 		return fmt.Errorf("delete destination: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("delete destination: %w", err)
-	} else if n == 0 {
+	if n == 0 {
 		return destination.ErrNotFound
 	}
 	return nil
@@ -171,7 +216,7 @@ func scanDestination(r dstScanner) (destination.Destination, error) {
 	var deleted sql.NullInt64
 	err := r.Scan(&d.ID, &d.Name, &d.Description, &d.URL, &d.Username, &d.SealedToken, &d.TokenLast4,
 		&identity, &attribute, &audiences, &d.RateLimitPerMinute, &d.Enabled, &d.Paused,
-		&d.Version, &created, &updated, &deleted)
+		&d.Version, &created, &updated, &deleted, &d.Generation)
 	if err != nil {
 		return d, err
 	}

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,12 +115,12 @@ func testDestinations(t *testing.T, db *DB) {
 		t.Fatalf("list after delete: %+v", page)
 	}
 
-	// Changed since: deleted ones included.
-	all, err := db.DestinationsChangedSince(ctx, time.Time{})
+	// Changed after a generation: deleted ones included.
+	all, err := db.DestinationsChangedAfter(ctx, 0)
 	if err != nil || len(all) != 5 {
 		t.Fatalf("all: %v %d", err, len(all))
 	}
-	changed, err := db.DestinationsChangedSince(ctx, t0.Add(time.Second))
+	changed, err := db.DestinationsChangedAfter(ctx, b.Generation)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +128,150 @@ func testDestinations(t *testing.T, db *DB) {
 	for _, d := range changed {
 		ids = append(ids, d.ID)
 	}
-	if len(ids) != 3 || ids[0] != "dst_a" || ids[1] != "dst_b" || ids[2] != "dst_e" {
-		t.Fatalf("changed since: %v", ids)
+	if len(ids) != 2 || ids[0] != "dst_a" || ids[1] != "dst_e" {
+		t.Fatalf("changed after the update of dst_b: %v", ids)
+	}
+}
+
+// TestDestinationGeneration: every destination change increments the configuration generation
+// in its own transaction and stamps its row; a change that fails leaves it alone; concurrent
+// changes get distinct generations, and once a generation is read every change numbered up to
+// it is visible (SQLite and PostgreSQL).
+func TestDestinationGeneration(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			if b.name == "postgres" {
+				requirePostgres(t)
+			}
+			testDestinationGeneration(t, b.open(t))
+		})
+	}
+}
+
+func testDestinationGeneration(t *testing.T, db *DB) {
+	ctx := context.Background()
+	t0 := time.UnixMilli(1_700_000_000_000).UTC()
+	gen := func() int64 {
+		t.Helper()
+		g, err := db.ConfigGeneration(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	rowGen := func(id string) int64 {
+		t.Helper()
+		d, err := db.GetDestination(ctx, id, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Generation
+	}
+	g := gen()
+	if g != 1 {
+		t.Fatalf("a fresh store is at generation %d, want 1", g)
+	}
+	step := func(what string, err error, id string) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		g++
+		if got := gen(); got != g {
+			t.Fatalf("%s: generation %d, want %d", what, got, g)
+		}
+		if got := rowGen(id); got != g {
+			t.Fatalf("%s: row stamped %d, want %d", what, got, g)
+		}
+	}
+	unchanged := func(what string, err, want error) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Fatalf("%s: %v, want %v", what, err, want)
+		}
+		if got := gen(); got != g {
+			t.Fatalf("%s failed but moved the generation to %d (was %d)", what, got, g)
+		}
+	}
+
+	a := sampleDestination("dst_a", "alpha", t0)
+	step("create", db.CreateDestination(ctx, a), "dst_a")
+	unchanged("create with a taken name", db.CreateDestination(ctx, sampleDestination("dst_b", "alpha", t0)), destination.ErrNameTaken)
+	a.Paused, a.Version = true, 2
+	step("update", db.UpdateDestination(ctx, a, 1), "dst_a")
+	unchanged("stale update", db.UpdateDestination(ctx, a, 1), destination.ErrVersionConflict)
+	unchanged("update of a missing destination", db.UpdateDestination(ctx, sampleDestination("dst_zz", "z", t0), 1), destination.ErrNotFound)
+	step("delete", db.DeleteDestination(ctx, "dst_a", t0.Add(time.Second)), "dst_a")
+	unchanged("delete twice", db.DeleteDestination(ctx, "dst_a", t0), destination.ErrNotFound)
+
+	// Concurrent changes: distinct generations, none lost, and a reader that sees generation g
+	// finds every row numbered up to g.
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	stop := make(chan struct{})
+	var readerErr error
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			seen, err := db.ConfigGeneration(ctx)
+			if err != nil {
+				readerErr = err
+				return
+			}
+			rows, err := db.DestinationsChangedAfter(ctx, 0)
+			if err != nil {
+				readerErr = err
+				return
+			}
+			have := map[int64]bool{}
+			for _, d := range rows {
+				have[d.Generation] = true
+			}
+			for want := g + 1; want <= seen; want++ {
+				if !have[want] {
+					readerErr = fmt.Errorf("read generation %d but no row carries %d", seen, want)
+					return
+				}
+			}
+		}
+	}()
+	for i := range n {
+		wg.Go(func() {
+			id := fmt.Sprintf("dst_c%02d", i)
+			errs <- db.CreateDestination(ctx, sampleDestination(id, "n-"+id, t0))
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-readerDone
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if readerErr != nil {
+		t.Fatal(readerErr)
+	}
+	rows, err := db.DestinationsChangedAfter(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamps := map[int64]string{}
+	for _, d := range rows {
+		if other, dup := stamps[d.Generation]; dup {
+			t.Fatalf("%s and %s both stamped %d", other, d.ID, d.Generation)
+		}
+		stamps[d.Generation] = d.ID
+	}
+	if len(rows) != n || gen() != g+n {
+		t.Fatalf("%d concurrent creates: %d rows after generation %d, store at %d; want %d rows, %d", n, len(rows), g, gen(), n, g+n)
 	}
 }
