@@ -114,6 +114,8 @@ type fltDests []destination.Destination
 
 func (d fltDests) Routable() []destination.Destination { return d }
 
+func (d fltDests) Sync(context.Context) (int64, error) { return 1, nil }
+
 func fltRecord(t *testing.T, offset int64, email string) (queue.Record, string) {
 	t.Helper()
 	id := update.NewID()
