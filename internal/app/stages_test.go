@@ -82,7 +82,7 @@ func TestShutdownLeavesTheStatusWriterToAStageStillRunning(t *testing.T) {
 	a.startStage("dispatcher", nopCloser{}, func(ctx context.Context) error {
 		<-ctx.Done()
 		<-release // still finishing after the shutdown bound
-		wrote <- a.status.Write(context.Background(), store.Batch{Updates: []delivery.Update{up}})
+		wrote <- a.status.Write(context.Background(), delivery.Batch{Updates: []delivery.Update{up}})
 		return nil
 	})
 	sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/qualtrics"
-	"github.com/qgate/qgate/internal/store"
 )
 
 var errAttemptFailed = errors.New("attempt failed")
@@ -47,7 +46,7 @@ func (l *lane) deliver(it item) bool {
 			st, err = l.deliveryStatus(job.DeliveryID)
 		}
 		if st.Terminal() {
-			if !l.persist(store.Batch{Unpark: []string{it.parked.DeliveryID}}) {
+			if !l.persist(delivery.Batch{Unpark: []string{it.parked.DeliveryID}}) {
 				return false
 			}
 			l.unparked(job.ProfileKey)
@@ -149,7 +148,7 @@ func (l *lane) deliver(it item) bool {
 		if wait > d.opts.MaxInMemoryWait {
 			return l.park(it, next, attempt, first, &ev)
 		}
-		if !l.persist(store.Batch{Events: []delivery.Event{ev}}) || !sleep(ctx, wait) {
+		if !l.persist(delivery.Batch{Events: []delivery.Event{ev}}) || !sleep(ctx, wait) {
 			return false
 		}
 	}
@@ -167,7 +166,7 @@ func (l *lane) finish(it item, st delivery.Status, reason string, a *delivery.At
 	if st == delivery.DeadLettered {
 		ev.Payload = it.job.Payload
 	}
-	b := store.Batch{Events: []delivery.Event{ev}}
+	b := delivery.Batch{Events: []delivery.Event{ev}}
 	if it.parked != nil {
 		b.Unpark = []string{it.parked.DeliveryID}
 	}

@@ -4,8 +4,8 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
+	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/qualtrics"
-	"github.com/qgate/qgate/internal/store"
 	"github.com/qgate/qgate/internal/update"
 )
 
@@ -38,11 +38,11 @@ func (l *lane) breakerChanged(from, to gobreaker.State) {
 	default:
 		return
 	}
-	a := store.Alert{ID: "alr_" + update.NewID(), DestinationID: destID, Kind: kind, Message: msg, At: d.opts.Now().UTC()}
+	a := delivery.Alert{ID: "alr_" + update.NewID(), DestinationID: destID, Kind: kind, Message: msg, At: d.opts.Now().UTC()}
 	d.aux.Add(1)
 	go func() {
 		defer d.aux.Done()
-		if !l.persist(store.Batch{Alerts: []store.Alert{a}}) {
+		if !l.persist(delivery.Batch{Alerts: []delivery.Alert{a}}) {
 			d.log.Error("recording alert failed", zap.String("destinationId", destID), zap.String("kind", kind))
 		}
 	}()

@@ -16,7 +16,6 @@ import (
 	"github.com/qgate/qgate/internal/destination"
 	"github.com/qgate/qgate/internal/qualtrics"
 	"github.com/qgate/qgate/internal/queue"
-	"github.com/qgate/qgate/internal/store"
 	"github.com/qgate/qgate/internal/update"
 )
 
@@ -43,12 +42,12 @@ type Source interface {
 
 // StatusWriter records delivery events, parking and alerts durably.
 type StatusWriter interface {
-	Write(ctx context.Context, b store.Batch) error
+	Write(ctx context.Context, b delivery.Batch) error
 }
 
 // Store is what the dispatcher reads of parked deliveries and destination claims.
 type Store interface {
-	ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]store.Parked, error)
+	ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]delivery.Parked, error)
 	ParkedProfiles(ctx context.Context, destID string) (map[string]int, error)
 	CountParked(ctx context.Context, destID string) (int64, error)
 	ParkedDestinations(ctx context.Context) ([]string, error)

@@ -7,7 +7,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qgate/qgate/internal/delivery"
-	"github.com/qgate/qgate/internal/store"
 )
 
 // drain feeds due parked deliveries to the workers — for each profile only its oldest, and
@@ -99,7 +98,7 @@ func (l *lane) drain() {
 			job, err := delivery.DecodeJob(h.Job)
 			if err != nil {
 				l.d.log.Error("dropping undecodable parked job", zap.Error(err), zap.String("deliveryId", h.DeliveryID))
-				ok := l.persist(store.Batch{Unpark: []string{h.DeliveryID}})
+				ok := l.persist(delivery.Batch{Unpark: []string{h.DeliveryID}})
 				l.release(item{job: delivery.Job{ProfileKey: h.ProfileKey}, parked: h, size: size}, false)
 				if ok {
 					l.unparked(h.ProfileKey)

@@ -20,7 +20,6 @@ import (
 	"github.com/qgate/qgate/internal/destination"
 	"github.com/qgate/qgate/internal/qualtrics"
 	"github.com/qgate/qgate/internal/queue"
-	"github.com/qgate/qgate/internal/store"
 )
 
 // In-memory doubles for the dispatcher's ports, for tests that run a real Dispatcher inside a
@@ -38,8 +37,8 @@ type memStore struct {
 	mu     sync.Mutex
 	events []delivery.Event
 	status map[string]delivery.Status
-	parked map[string]store.Parked
-	alerts []store.Alert
+	parked map[string]delivery.Parked
+	alerts []delivery.Alert
 	claims map[string]claimRow // destination → holder
 	calls  map[string]int      // op, "op:node" and "op@destination" → calls made
 	// fault, if set, is asked before every call; see storeFault.
@@ -58,10 +57,10 @@ type claimRow struct {
 
 // storeCall describes one call of a memStore to its fault function.
 type storeCall struct {
-	op    string       // one of the op constants
-	dest  string       // the destination it concerns ("" for Write, Finished, DeliveryStatus, ParkedDestinations)
-	node  string       // Claim and Release: the calling node
-	batch *store.Batch // Write: what it would apply
+	op    string          // one of the op constants
+	dest  string          // the destination it concerns ("" for Write, Finished, DeliveryStatus, ParkedDestinations)
+	node  string          // Claim and Release: the calling node
+	batch *delivery.Batch // Write: what it would apply
 }
 
 // storeFault is what one call of a memStore does instead of succeeding.
@@ -80,7 +79,7 @@ const (
 )
 
 func newMemStore() *memStore {
-	return &memStore{status: map[string]delivery.Status{}, parked: map[string]store.Parked{}, claims: map[string]claimRow{}, calls: map[string]int{}}
+	return &memStore{status: map[string]delivery.Status{}, parked: map[string]delivery.Parked{}, claims: map[string]claimRow{}, calls: map[string]int{}}
 }
 
 // setFault replaces the fault function (nil: every call succeeds).
@@ -158,7 +157,7 @@ func (s *memStore) holder(destID string) string {
 	return c.node
 }
 
-func (s *memStore) Write(ctx context.Context, b store.Batch) error {
+func (s *memStore) Write(ctx context.Context, b delivery.Batch) error {
 	if _, err := s.enter(ctx, storeCall{op: opWrite, batch: &b}); err != nil {
 		return err
 	}
@@ -194,7 +193,7 @@ func (s *memStore) Write(ctx context.Context, b store.Batch) error {
 	return nil
 }
 
-func (s *memStore) ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]store.Parked, error) {
+func (s *memStore) ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]delivery.Parked, error) {
 	if _, err := s.enter(ctx, storeCall{op: opHeads, dest: destID}); err != nil {
 		return nil, err
 	}
@@ -206,7 +205,7 @@ func (s *memStore) ParkedHeads(ctx context.Context, destID string, now time.Time
 			minSeq[p.ProfileKey] = p.Seq
 		}
 	}
-	var out []store.Parked
+	var out []delivery.Parked
 	for _, p := range s.parked {
 		if p.DestinationID == destID && !p.DueAt.After(now) && p.Seq == minSeq[p.ProfileKey] {
 			p.Job = slices.Clone(p.Job)
@@ -345,7 +344,7 @@ func (s *memStore) eventsOf(id string) []delivery.Event {
 	return out
 }
 
-func (s *memStore) parkedRow(id string) (store.Parked, bool) {
+func (s *memStore) parkedRow(id string) (delivery.Parked, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.parked[id]

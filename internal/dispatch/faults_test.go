@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/qgate/qgate/internal/delivery"
-	"github.com/qgate/qgate/internal/store"
 )
 
 // Fault tests: the store fails under a running dispatcher — errors, calls that never answer,
@@ -140,7 +139,7 @@ func TestConcurrentReconcilesKeepParkCounts(t *testing.T) {
 				case <-time.After(time.Second):
 				}
 			case 2:
-				_ = r.st.Write(t.Context(), store.Batch{Park: []store.Parked{{DeliveryID: "dlv_q1", DestinationID: rigDest, ProfileKey: "q",
+				_ = r.st.Write(t.Context(), delivery.Batch{Park: []delivery.Parked{{DeliveryID: "dlv_q1", DestinationID: rigDest, ProfileKey: "q",
 					Seq: 1, DueAt: time.Now().Add(time.Hour), Job: []byte(`{}`)}}})
 				l.mu.Lock()
 				l.addParkedLocked("q")

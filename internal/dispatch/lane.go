@@ -13,7 +13,6 @@ import (
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/destination"
 	"github.com/qgate/qgate/internal/qualtrics"
-	"github.com/qgate/qgate/internal/store"
 )
 
 // lane serves one destination on this node: workers that each own a set of profiles (one
@@ -67,10 +66,10 @@ type lane struct {
 }
 
 type item struct {
-	rec    *recordRef    // the Kafka record to finish, for live jobs
-	job    delivery.Job  //
-	parked *store.Parked // set when the item comes from the park
-	size   int           // bytes it pins while queued (counted in lane.queued)
+	rec    *recordRef       // the Kafka record to finish, for live jobs
+	job    delivery.Job     //
+	parked *delivery.Parked // set when the item comes from the park
+	size   int              // bytes it pins while queued (counted in lane.queued)
 }
 
 // newLane starts a lane; it does no store I/O (it runs under the dispatcher's lock): the
@@ -241,7 +240,7 @@ func (l *lane) stop(it item) {
 		return
 	}
 	p := l.parkedOf(it, l.d.opts.Now(), 0, time.Time{})
-	l.release(it, l.persist(store.Batch{Park: []store.Parked{p}}))
+	l.release(it, l.persist(delivery.Batch{Park: []delivery.Parked{p}}))
 }
 
 // release ends a worker's hold on an item: the profile's pending count drops, and a live job's

@@ -8,7 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/qgate/qgate/internal/store"
+	"github.com/qgate/qgate/internal/delivery"
 )
 
 // A destination that is down while many profiles wait for it: past MaxParkedProfiles the lane
@@ -107,7 +107,7 @@ func TestReconcileKeepsParksMadeDuringItsRead(t *testing.T) {
 		// and lets go of it — as park() followed by release() does.
 		r.st.afterParkedProfiles = func() {
 			r.st.afterParkedProfiles = nil
-			_ = r.st.Write(context.Background(), store.Batch{Park: []store.Parked{{DeliveryID: "dlv_q1", DestinationID: rigDest, ProfileKey: "q",
+			_ = r.st.Write(context.Background(), delivery.Batch{Park: []delivery.Parked{{DeliveryID: "dlv_q1", DestinationID: rigDest, ProfileKey: "q",
 				Seq: 1, DueAt: time.Now().Add(time.Hour), Job: []byte(`{}`)}}})
 			l.mu.Lock()
 			l.addParkedLocked("q")

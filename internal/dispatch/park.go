@@ -7,14 +7,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qgate/qgate/internal/delivery"
-	"github.com/qgate/qgate/internal/store"
 )
 
 // park stores the item to be retried at due, with the event that explains why (if any); false
 // when the store did not confirm it (only possible once the dispatcher stops).
 func (l *lane) park(it item, due time.Time, attempts int, first time.Time, ev *delivery.Event) bool {
 	p := l.parkedOf(it, due, attempts, first)
-	b := store.Batch{Park: []store.Parked{p}}
+	b := delivery.Batch{Park: []delivery.Parked{p}}
 	if ev != nil {
 		b.Events = []delivery.Event{*ev}
 	}
@@ -30,8 +29,8 @@ func (l *lane) park(it item, due time.Time, attempts int, first time.Time, ev *d
 	return true
 }
 
-func (l *lane) parkedOf(it item, due time.Time, attempts int, first time.Time) store.Parked {
-	p := store.Parked{DeliveryID: it.job.DeliveryID, DestinationID: l.destID, ProfileKey: it.job.ProfileKey, DueAt: due, Attempts: attempts}
+func (l *lane) parkedOf(it item, due time.Time, attempts int, first time.Time) delivery.Parked {
+	p := delivery.Parked{DeliveryID: it.job.DeliveryID, DestinationID: l.destID, ProfileKey: it.job.ProfileKey, DueAt: due, Attempts: attempts}
 	switch {
 	case it.parked != nil:
 		p.Seq, p.Job = it.parked.Seq, it.parked.Job
@@ -137,7 +136,7 @@ func (d *Dispatcher) parkAsync(ctx context.Context, l *lane, it item) {
 	go func() {
 		defer func() { <-d.parks }()
 		p := l.parkedOf(it, d.opts.Now(), 0, time.Time{})
-		ok := l.persist(store.Batch{Park: []store.Parked{p}})
+		ok := l.persist(delivery.Batch{Park: []delivery.Parked{p}})
 		if ok {
 			d.track.finish(it.rec.rec)
 		}

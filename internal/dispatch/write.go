@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/qgate/qgate/internal/store"
+	"github.com/qgate/qgate/internal/delivery"
 )
 
 const (
@@ -29,7 +29,7 @@ const (
 // grace ends (see stopGrace and lateTry), then returns false: the caller leaves the record
 // uncommitted, so it is read again after the restart and resent with the same Idempotency-Key
 // (at least once, never lost).
-func (l *lane) persist(b store.Batch) bool {
+func (l *lane) persist(b delivery.Batch) bool {
 	d := l.d
 	for i := 0; ; i++ {
 		limit, ok := d.writeDeadline(l.ctx)

@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/destination"
 	"github.com/qgate/qgate/internal/queue"
-	"github.com/qgate/qgate/internal/store"
 	"github.com/qgate/qgate/internal/update"
 )
 
@@ -28,7 +28,7 @@ type fltStatus struct {
 	mu      sync.Mutex
 	mode    string
 	calls   int
-	written []store.Batch
+	written []delivery.Batch
 }
 
 var errFltStore = errors.New("store unreachable")
@@ -39,7 +39,7 @@ func (s *fltStatus) set(mode string) {
 	s.mu.Unlock()
 }
 
-func (s *fltStatus) Write(ctx context.Context, b store.Batch) error {
+func (s *fltStatus) Write(ctx context.Context, b delivery.Batch) error {
 	s.mu.Lock()
 	s.calls++
 	mode := s.mode

@@ -17,7 +17,6 @@ import (
 	"github.com/qgate/qgate/internal/destination"
 	"github.com/qgate/qgate/internal/profile"
 	"github.com/qgate/qgate/internal/queue"
-	"github.com/qgate/qgate/internal/store"
 	"github.com/qgate/qgate/internal/update"
 )
 
@@ -43,7 +42,7 @@ type Publisher interface {
 
 // StatusWriter records updates and deliveries durably.
 type StatusWriter interface {
-	Write(ctx context.Context, b store.Batch) error
+	Write(ctx context.Context, b delivery.Batch) error
 }
 
 // Router is the fan-out stage.
@@ -277,8 +276,8 @@ func backoff(attempt int) time.Duration {
 
 // route decides every record of a batch: the updates and delivery events to record, and the
 // jobs to queue, each stamped with gen, the configuration generation routed with.
-func (r *Router) route(recs []queue.Record, gen int64) (store.Batch, []queue.Message) {
-	var b store.Batch
+func (r *Router) route(recs []queue.Record, gen int64) (delivery.Batch, []queue.Message) {
+	var b delivery.Batch
 	var msgs []queue.Message
 	dests := r.dests.Routable()
 	now := r.now().UTC()

@@ -72,7 +72,7 @@ type sink struct {
 	flaky       *flakyStore
 	mu          sync.Mutex
 	msgs        []queue.Message
-	batches     []store.Batch
+	batches     []delivery.Batch
 	whileFailed int
 	published   chan struct{}
 }
@@ -89,7 +89,7 @@ func (s *sink) Publish(_ context.Context, msgs []queue.Message) error {
 	return nil
 }
 
-func (s *sink) Write(_ context.Context, b store.Batch) error {
+func (s *sink) Write(_ context.Context, b delivery.Batch) error {
 	failing, _ := s.flaky.state()
 	s.mu.Lock()
 	s.batches = append(s.batches, b)

@@ -14,7 +14,7 @@ import (
 // call of any length, and ignores unknown IDs.
 func testFinished(t *testing.T, db *DB) {
 	ctx := context.Background()
-	var b Batch
+	var b delivery.Batch
 	want := map[string]bool{}
 	var ask []string
 	statuses := []delivery.Status{delivery.Pending, delivery.Retrying, delivery.Delivered, delivery.DeadLettered, delivery.Excluded}

@@ -12,29 +12,7 @@ import (
 	"github.com/qgate/qgate/internal/delivery"
 )
 
-// Parked is a delivery waiting outside RAM.
-type Parked struct {
-	DeliveryID     string
-	DestinationID  string
-	ProfileKey     string
-	Seq            int64 // order within (destination, profile)
-	DueAt          time.Time
-	Attempts       int
-	FirstAttemptAt *time.Time
-	Job            []byte
-}
-
-// Alert is a record of a destination-level event an operator should know about (circuit opened
-// or closed).
-type Alert struct {
-	ID            string    `json:"id"`
-	DestinationID string    `json:"destinationId"`
-	Kind          string    `json:"kind"`
-	Message       string    `json:"message"`
-	At            time.Time `json:"at"`
-}
-
-func (s *DB) applyParking(ctx context.Context, w *rowWriter, b Batch) error {
+func (s *DB) applyParking(ctx context.Context, w *rowWriter, b delivery.Batch) error {
 	for _, p := range b.Park {
 		var first sql.NullInt64
 		if p.FirstAttemptAt != nil {
@@ -74,7 +52,7 @@ func msCeil(t time.Time) int64 {
 
 // ParkedHeads returns up to limit parked deliveries of a destination that are due at now and
 // are the oldest (lowest seq) of their profile: the only ones that may be sent.
-func (s *DB) ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]Parked, error) {
+func (s *DB) ParkedHeads(ctx context.Context, destID string, now time.Time, limit int) ([]delivery.Parked, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT p.delivery_id, p.destination_id, p.profile_key, p.seq, p.due_at, p.attempts, p.first_attempt_at, p.job
 FROM parked p
 WHERE p.destination_id = $1 AND p.due_at <= $2
@@ -85,9 +63,9 @@ LIMIT $3`, destID, ms(now), limit)
 		return nil, fmt.Errorf("parked heads: %w", err)
 	}
 	defer rows.Close()
-	var out []Parked
+	var out []delivery.Parked
 	for rows.Next() {
-		var p Parked
+		var p delivery.Parked
 		var due int64
 		var first sql.NullInt64
 		if err := rows.Scan(&p.DeliveryID, &p.DestinationID, &p.ProfileKey, &p.Seq, &due, &p.Attempts, &first, &p.Job); err != nil {
@@ -164,7 +142,7 @@ func (s *DB) Release(ctx context.Context, destID, node string) error {
 
 // Alerts returns up to limit of a destination's alerts since a time, newest first; only those
 // of the given kinds, when kinds are given.
-func (s *DB) Alerts(ctx context.Context, destID string, since time.Time, limit int, kinds ...string) ([]Alert, error) {
+func (s *DB) Alerts(ctx context.Context, destID string, since time.Time, limit int, kinds ...string) ([]delivery.Alert, error) {
 	q := `SELECT id, destination_id, kind, message, at FROM alerts WHERE destination_id = $1 AND at >= $2`
 	args := []any{destID, ms(since)}
 	if len(kinds) > 0 {
@@ -181,9 +159,9 @@ func (s *DB) Alerts(ctx context.Context, destID string, since time.Time, limit i
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	defer rows.Close()
-	var out []Alert
+	var out []delivery.Alert
 	for rows.Next() {
-		var a Alert
+		var a delivery.Alert
 		var at int64
 		if err := rows.Scan(&a.ID, &a.DestinationID, &a.Kind, &a.Message, &at); err != nil {
 			return nil, err

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qgate/qgate/internal/delivery"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/qgate/qgate/internal/delivery"
 )
 
 // history returns the events that leave delivery id of update in status st at day (days after
@@ -70,7 +71,7 @@ func testPrune(t *testing.T, db *DB) {
 		at := t0.Add(time.Duration(day) * 24 * time.Hour)
 		return delivery.Update{UpdateID: id, ProfileKey: "p", ReceivedAt: at, RoutedAt: at, Audiences: []string{}}
 	}
-	var b Batch
+	var b delivery.Batch
 	b.Updates = []delivery.Update{
 		update("u_old", 1),        // all its deliveries old and finished: deleted
 		update("u_old_mixed", 1),  // one delivery still retrying: kept
@@ -126,7 +127,7 @@ func testPrune(t *testing.T, db *DB) {
 	}
 
 	// Many batches, and a default batch size.
-	b = Batch{}
+	b = delivery.Batch{}
 	for i := range 25 {
 		b.Events = append(b.Events, history("u_bulk", fmt.Sprintf("bulk%02d", i), delivery.Delivered, 3, 1+i%2)...)
 	}
@@ -142,7 +143,7 @@ func testPrune(t *testing.T, db *DB) {
 	}
 
 	// A cancelled context stops it.
-	apply(t, db, Batch{Events: history("u_c", "c1", delivery.Delivered, 1, 1)})
+	apply(t, db, delivery.Batch{Events: history("u_c", "c1", delivery.Delivered, 1, 1)})
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := db.Prune(cctx, before, 10); !errors.Is(err, context.Canceled) {
@@ -156,7 +157,7 @@ func testRunPruner(t *testing.T, db *DB) {
 	old := func(id string, at time.Time) delivery.Event {
 		return delivery.Event{DeliveryID: id, UpdateID: "u_" + id, DestinationID: "dst_1", Status: delivery.Delivered, At: at}
 	}
-	apply(t, db, Batch{Events: []delivery.Event{old("old", now.Add(-2*time.Hour)), old("recent", now.Add(-time.Minute))}})
+	apply(t, db, delivery.Batch{Events: []delivery.Event{old("old", now.Add(-2*time.Hour)), old("recent", now.Add(-time.Minute))}})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -177,7 +178,7 @@ func testRunPruner(t *testing.T, db *DB) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// A later run (one interval on) keeps what is inside the retention.
-	apply(t, db, Batch{Events: []delivery.Event{old("old2", now.Add(-3*time.Hour))}})
+	apply(t, db, delivery.Batch{Events: []delivery.Event{old("old2", now.Add(-3*time.Hour))}})
 	for st := delivery.Status("x"); st != ""; {
 		st, _ = db.DeliveryStatus(context.Background(), "old2")
 		if time.Now().After(deadline) {

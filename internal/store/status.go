@@ -14,23 +14,10 @@ import (
 // ErrUpdateNotFound is returned for an unknown (or not yet routed) update.
 var ErrUpdateNotFound = fault.New(fault.NotFound, "updateId", "update_not_found", "no such update has been routed (it may still be queued; try again shortly)")
 
-// Batch is a unit of status writes applied in one transaction.
-type Batch struct {
-	Updates []delivery.Update
-	Events  []delivery.Event
-	Park    []Parked // parked (or re-parked) deliveries
-	Unpark  []string // delivery IDs that left the park
-	Alerts  []Alert
-}
-
-func (b Batch) size() int {
-	return len(b.Updates) + len(b.Events) + len(b.Park) + len(b.Unpark) + len(b.Alerts)
-}
-
 // Apply writes a batch in one transaction: updates are inserted once; each event upserts its
 // delivery (a terminal status is never replaced by a non-terminal one, and "pending" never
 // replaces anything) and records its attempt. How rows are written: status_batch.go.
-func (s *DB) Apply(ctx context.Context, b Batch) error {
+func (s *DB) Apply(ctx context.Context, b delivery.Batch) error {
 	if err := checkBatch(b); err != nil {
 		return fmt.Errorf("apply status: %w", err)
 	}

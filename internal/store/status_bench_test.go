@@ -48,7 +48,7 @@ func benchStatusWrite(b *testing.B, db *DB, writers int) {
 				e := delivery.Event{DeliveryID: id, UpdateID: "u" + id, DestinationID: fmt.Sprint("dst", i%16), Status: delivery.Delivered, At: at,
 					Attempt:   &delivery.Attempt{N: 1, At: at, StatusCode: 200, LatencyMS: 35, Outcome: "ok", Reason: "accepted"},
 					EmailHash: "e" + id}
-				if err := w.Write(ctx, Batch{Events: []delivery.Event{e}}); err != nil {
+				if err := w.Write(ctx, delivery.Batch{Events: []delivery.Event{e}}); err != nil {
 					errs <- err
 					return
 				}

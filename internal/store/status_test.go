@@ -48,7 +48,7 @@ func getRow(t *testing.T, db *DB, id string) deliveryRow {
 	return r
 }
 
-func apply(t *testing.T, db *DB, b Batch) {
+func apply(t *testing.T, db *DB, b delivery.Batch) {
 	t.Helper()
 	if err := db.Apply(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func testApply(t *testing.T, db *DB) {
 		return delivery.Event{DeliveryID: delivery.ID("upd_1", dst), UpdateID: "upd_1", DestinationID: dst, Status: st, At: t0,
 			EmailHash: delivery.HashIdentity("a@example.com")}
 	}
-	apply(t, db, Batch{Updates: []delivery.Update{u}, Events: []delivery.Event{mk("dst_b", delivery.Pending), mk("dst_a", delivery.Pending), mk("dst_c", delivery.Excluded)}})
+	apply(t, db, delivery.Batch{Updates: []delivery.Update{u}, Events: []delivery.Event{mk("dst_b", delivery.Pending), mk("dst_a", delivery.Pending), mk("dst_c", delivery.Excluded)}})
 
 	// dst_a: two failed attempts then success; dst_b: one failure, waiting.
 	idA, idB := delivery.ID("upd_1", "dst_a"), delivery.ID("upd_1", "dst_b")
@@ -73,7 +73,7 @@ func testApply(t *testing.T, db *DB) {
 	ev := func(id, dst string, st delivery.Status, a delivery.Attempt, next *time.Time) delivery.Event {
 		return delivery.Event{DeliveryID: id, UpdateID: "upd_1", DestinationID: dst, Status: st, At: a.At, Attempt: &a, NextAttemptAt: next}
 	}
-	apply(t, db, Batch{Events: []delivery.Event{
+	apply(t, db, delivery.Batch{Events: []delivery.Event{
 		ev(idA, "dst_a", delivery.Retrying, a1, &next),
 		ev(idB, "dst_b", delivery.Retrying, a1, &next),
 		ev(idA, "dst_a", delivery.Retrying, a2, &next),
@@ -81,7 +81,7 @@ func testApply(t *testing.T, db *DB) {
 	}})
 
 	// The update is inserted once: a second routing of the same ID keeps the first record.
-	apply(t, db, Batch{Updates: []delivery.Update{{UpdateID: "upd_1", ProfileKey: "other", ReceivedAt: t0, RoutedAt: t0, Audiences: []string{}}}})
+	apply(t, db, delivery.Batch{Updates: []delivery.Update{{UpdateID: "upd_1", ProfileKey: "other", ReceivedAt: t0, RoutedAt: t0, Audiences: []string{}}}})
 
 	gotU, recs, err := db.GetUpdate(ctx, "upd_1")
 	if err != nil {
@@ -125,7 +125,7 @@ func testApply(t *testing.T, db *DB) {
 
 func testUpsertRules(t *testing.T, db *DB) {
 	ctx := context.Background()
-	one := func(e delivery.Event) { t.Helper(); apply(t, db, Batch{Events: []delivery.Event{e}}) }
+	one := func(e delivery.Event) { t.Helper(); apply(t, db, delivery.Batch{Events: []delivery.Event{e}}) }
 
 	// "pending" creates a delivery but never replaces anything.
 	one(event("d1", delivery.Pending, 0, 0))
@@ -192,7 +192,7 @@ func testUpsertRules(t *testing.T, db *DB) {
 	}
 
 	// Several events for one delivery in one batch apply in order.
-	apply(t, db, Batch{Events: []delivery.Event{
+	apply(t, db, delivery.Batch{Events: []delivery.Event{
 		event("d4", delivery.Pending, 0, 0),
 		event("d4", delivery.Retrying, 1, 1),
 		event("d4", delivery.Delivered, 2, 2),
@@ -229,7 +229,7 @@ func testStatusWriter(t *testing.T, db *DB) {
 				id := fmt.Sprintf("w%02d-%03d", g, i)
 				e := event(id, delivery.Delivered, i, 1+i%3)
 				e.UpdateID = fmt.Sprintf("upd-w%02d", g)
-				b := Batch{Events: []delivery.Event{e}}
+				b := delivery.Batch{Events: []delivery.Event{e}}
 				if i == 0 {
 					b.Updates = []delivery.Update{{UpdateID: e.UpdateID, ProfileKey: fmt.Sprint("p", g), ReceivedAt: t0, RoutedAt: t0, Audiences: []string{}}}
 				}
@@ -276,7 +276,7 @@ func testStatusWriter(t *testing.T, db *DB) {
 	}
 
 	// An empty batch is a no-op.
-	if err := w.Write(ctx, Batch{}); err != nil {
+	if err := w.Write(ctx, delivery.Batch{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -311,8 +311,8 @@ func testBatchEquivalence(t *testing.T, db *DB) {
 			ups = append(ups, delivery.Update{UpdateID: e.UpdateID, ProfileKey: fmt.Sprint("p", i), ReceivedAt: e.At, RoutedAt: e.At, Audiences: []string{"a"}})
 		}
 	}
-	prefixed := func(p string, es []delivery.Event, us []delivery.Update) Batch {
-		var b Batch
+	prefixed := func(p string, es []delivery.Event, us []delivery.Update) delivery.Batch {
+		var b delivery.Batch
 		for _, e := range es {
 			e.DeliveryID, e.UpdateID = p+e.DeliveryID, p+e.UpdateID
 			b.Events = append(b.Events, e)

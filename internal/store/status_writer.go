@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qgate/qgate/internal/delivery"
 )
 
 // Errors of StatusWriter.Write besides the store's own. Each says whether the batch was applied.
@@ -44,7 +46,7 @@ const (
 )
 
 type writeReq struct {
-	b     Batch
+	b     delivery.Batch
 	state atomic.Int32
 	err   chan error // buffered: the loop never waits for a caller that left
 }
@@ -67,8 +69,8 @@ func newStatusWriter(db *DB, timeout time.Duration) *StatusWriter {
 // once b is committed. A batch with an invalid identifier is refused at once (ErrInvalidText).
 // When ctx ends first, the error says whether b can still be applied (ErrNotApplied,
 // ErrOutcomeUnknown); after Close it is ErrClosed.
-func (w *StatusWriter) Write(ctx context.Context, b Batch) error {
-	if b.size() == 0 {
+func (w *StatusWriter) Write(ctx context.Context, b delivery.Batch) error {
+	if b.Size() == 0 {
 		return nil
 	}
 	if err := checkBatch(b); err != nil {
@@ -123,7 +125,7 @@ func (w *StatusWriter) loop() {
 		take := func(r *writeReq) {
 			if r.state.CompareAndSwap(queued, taken) { // not withdrawn by its caller
 				group = append(group, r)
-				rows += r.b.size()
+				rows += r.b.Size()
 			}
 		}
 		take(first)
@@ -152,7 +154,7 @@ func (w *StatusWriter) loop() {
 // answering, not that a row is bad, and every caller hears it. The batches applied one by one
 // share one apply timeout, so a group takes at most twice that.
 func (w *StatusWriter) apply(group []*writeReq) {
-	var all Batch
+	var all delivery.Batch
 	for _, r := range group {
 		all.Updates = append(all.Updates, r.b.Updates...)
 		all.Events = append(all.Events, r.b.Events...)

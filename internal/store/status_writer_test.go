@@ -44,14 +44,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // fullBatch is a batch of one caller, tagged tag, with a row in every table a Batch writes:
 // several statements, so a half-applied transaction would show.
-func fullBatch(tag string) Batch {
+func fullBatch(tag string) delivery.Batch {
 	e := event("dlv_"+tag, delivery.Retrying, 1, 1)
 	e.UpdateID = "upd_" + tag
-	return Batch{
+	return delivery.Batch{
 		Updates: []delivery.Update{{UpdateID: "upd_" + tag, ProfileKey: "p_" + tag, ReceivedAt: t0, RoutedAt: t0, Audiences: []string{}}},
 		Events:  []delivery.Event{e},
-		Park:    []Parked{{DeliveryID: "dlv_" + tag, DestinationID: "dst_1", ProfileKey: "p_" + tag, Seq: 1, DueAt: t0, Job: []byte(`{}`)}},
-		Alerts:  []Alert{{ID: "alr_" + tag, DestinationID: "dst_1", Kind: "circuit_opened", Message: "m", At: t0}},
+		Park:    []delivery.Parked{{DeliveryID: "dlv_" + tag, DestinationID: "dst_1", ProfileKey: "p_" + tag, Seq: 1, DueAt: t0, Job: []byte(`{}`)}},
+		Alerts:  []delivery.Alert{{ID: "alr_" + tag, DestinationID: "dst_1", Kind: "circuit_opened", Message: "m", At: t0}},
 	}
 }
 
@@ -86,7 +86,7 @@ func holdWriter(t *testing.T, w *StatusWriter, inj *storefault.Injector) (releas
 }
 
 // writeAll starts one Write per tag and returns their errors, by tag, once all returned.
-func writeAll(ctx context.Context, w *StatusWriter, batches map[string]Batch) func() map[string]error {
+func writeAll(ctx context.Context, w *StatusWriter, batches map[string]delivery.Batch) func() map[string]error {
 	var mu sync.Mutex
 	errs := map[string]error{}
 	var wg sync.WaitGroup
@@ -115,7 +115,7 @@ func testWriterIsolatesBadBatch(t *testing.T, b backend) {
 	defer w.Close()
 
 	release := holdWriter(t, w, inj)
-	batches := map[string]Batch{}
+	batches := map[string]delivery.Batch{}
 	for i := range 10 {
 		batches[fmt.Sprintf("c%d", i)] = fullBatch(fmt.Sprintf("c%d", i))
 	}
@@ -167,8 +167,8 @@ func testWriterStoreFaults(t *testing.T, b backend) {
 	short := newStatusWriter(db, 500*time.Millisecond)
 	defer short.Close()
 
-	batches := func(prefix string) map[string]Batch {
-		out := map[string]Batch{}
+	batches := func(prefix string) map[string]delivery.Batch {
+		out := map[string]delivery.Batch{}
 		for i := range 5 {
 			tag := fmt.Sprintf("%s%d", prefix, i)
 			out[tag] = fullBatch(tag)
@@ -217,7 +217,7 @@ func testWriterStoreFaults(t *testing.T, b backend) {
 		bs := batches("sf")
 		// The attempt rows are written after the update and delivery rows of the same batch.
 		inj.Add(storefault.Rule{Op: storefault.Exec, Match: "INSERT INTO attempts", Times: 1})
-		expect(t, "failing statement", writeAll(ctx, w, map[string]Batch{"sf0": bs["sf0"]})(), storefault.ErrInjected)
+		expect(t, "failing statement", writeAll(ctx, w, map[string]delivery.Batch{"sf0": bs["sf0"]})(), storefault.ErrInjected)
 		applied(t, "after the fault", writeAll(ctx, w, bs)())
 	})
 
@@ -245,7 +245,7 @@ func testWriterStoreFaults(t *testing.T, b backend) {
 		bs := batches("sh")
 		remove := inj.Add(storefault.Rule{Op: storefault.Exec, Match: "INSERT INTO parked", Block: true})
 		defer remove()
-		expect(t, "hanging statement", writeAll(ctx, short, map[string]Batch{"sh0": bs["sh0"]})(), context.DeadlineExceeded)
+		expect(t, "hanging statement", writeAll(ctx, short, map[string]delivery.Batch{"sh0": bs["sh0"]})(), context.DeadlineExceeded)
 		remove()
 		applied(t, "after the fault", writeAll(ctx, w, bs)())
 	})
@@ -262,7 +262,7 @@ func testWriterStoreFaults(t *testing.T, b backend) {
 	t.Run("commit applied but its answer lost", func(t *testing.T) {
 		bs := batches("cl")
 		inj.Add(storefault.Rule{Op: storefault.Commit, Applied: true, Times: 1})
-		errs := writeAll(ctx, w, map[string]Batch{"cl0": bs["cl0"]})()
+		errs := writeAll(ctx, w, map[string]delivery.Batch{"cl0": bs["cl0"]})()
 		if err := errs["cl0"]; !errors.Is(err, storefault.ErrInjected) {
 			t.Fatalf("lost commit answer: %v", err)
 		}
@@ -281,7 +281,7 @@ func testWriterCallerGone(t *testing.T, b backend) {
 	t.Run("queued", func(t *testing.T) {
 		release := holdWriter(t, w, inj)
 		ctx, cancel := context.WithCancel(context.Background())
-		wait := writeAll(ctx, w, map[string]Batch{"q0": fullBatch("q0")})
+		wait := writeAll(ctx, w, map[string]delivery.Batch{"q0": fullBatch("q0")})
 		waitFor(t, "the write is queued", func() bool { return len(w.reqs) == 1 })
 		cancel()
 		if err := wait()["q0"]; !errors.Is(err, ErrNotApplied) || !errors.Is(err, context.Canceled) {
@@ -304,7 +304,7 @@ func testWriterCallerGone(t *testing.T, b backend) {
 		remove := inj.Add(storefault.Rule{Op: storefault.Commit, Block: true, Times: 1})
 		defer remove()
 		ctx, cancel := context.WithCancel(context.Background())
-		wait := writeAll(ctx, w, map[string]Batch{"f0": fullBatch("f0")})
+		wait := writeAll(ctx, w, map[string]delivery.Batch{"f0": fullBatch("f0")})
 		waitFor(t, "the commit is under way", func() bool { return inj.Calls(storefault.Commit) > commits })
 		cancel()
 		if err := wait()["f0"]; !errors.Is(err, ErrOutcomeUnknown) {
@@ -327,7 +327,7 @@ func testWriterClose(t *testing.T, b backend) {
 	w := NewStatusWriter(db)
 
 	release := holdWriter(t, w, inj)
-	bs := map[string]Batch{}
+	bs := map[string]delivery.Batch{}
 	for i := range 5 {
 		bs[fmt.Sprint("k", i)] = fullBatch(fmt.Sprint("k", i))
 	}
@@ -395,7 +395,7 @@ func testWriterFallbackBudget(t *testing.T, b backend) {
 	defer w.Close()
 
 	release := holdWriter(t, w, inj)
-	batches := map[string]Batch{}
+	batches := map[string]delivery.Batch{}
 	for i := range 8 {
 		batches[fmt.Sprint("s", i)] = fullBatch(fmt.Sprint("s", i))
 	}

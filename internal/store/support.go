@@ -19,34 +19,8 @@ import (
 // are computed over, so that a busy destination's stats stay one cheap query.
 const LatencySample = 10000
 
-// DestinationStats are a destination's figures over a window (BRIEF §6).
-type DestinationStats struct {
-	// Received counts deliveries routed to the destination in the window.
-	Received int64 `json:"received"`
-	// ByStatus counts those deliveries by their current status (every status present, 0 if none).
-	ByStatus map[delivery.Status]int64 `json:"byStatus"`
-	// ExcludedByReason and DeadLetteredByReason break the two failure statuses down.
-	ExcludedByReason     map[string]int64 `json:"excludedByReason"`
-	DeadLetteredByReason map[string]int64 `json:"deadLetteredByReason"`
-	// AttemptLatency is the POST round trip of successful attempts; EndToEnd is ingest
-	// acknowledgement to delivery. Both over the latest LatencySample deliveries of the window.
-	AttemptLatency Percentiles `json:"attemptLatencyMs"`
-	EndToEnd       Percentiles `json:"endToEndLatencyMs"`
-	// Backlog counts the destination's deliveries not yet finished (pending or retrying, any
-	// age), and Parked those of them waiting in the store rather than in a node's memory.
-	Backlog int64 `json:"backlog"`
-	Parked  int64 `json:"parked"`
-}
-
-// Percentiles of a latency sample in milliseconds; nil when the sample is empty.
-type Percentiles struct {
-	Samples int      `json:"samples"`
-	P50     *float64 `json:"p50"`
-	P99     *float64 `json:"p99"`
-}
-
-func percentiles(v []float64) Percentiles {
-	p := Percentiles{Samples: len(v)}
+func percentiles(v []float64) delivery.Percentiles {
+	p := delivery.Percentiles{Samples: len(v)}
 	if len(v) == 0 {
 		return p
 	}
@@ -61,8 +35,8 @@ func percentiles(v []float64) Percentiles {
 }
 
 // DestinationStats computes a destination's figures for deliveries routed since since.
-func (s *DB) DestinationStats(ctx context.Context, destID string, since time.Time) (DestinationStats, error) {
-	st := DestinationStats{
+func (s *DB) DestinationStats(ctx context.Context, destID string, since time.Time) (delivery.Stats, error) {
+	st := delivery.Stats{
 		ByStatus:             map[delivery.Status]int64{},
 		ExcludedByReason:     map[string]int64{},
 		DeadLetteredByReason: map[string]int64{},
@@ -133,23 +107,12 @@ ORDER BY d.updated_at DESC LIMIT $3`, destID, ms(since), LatencySample)
 
 // LastAlert returns a destination's latest alert of one of kinds (any kind when none is
 // given), or nil.
-func (s *DB) LastAlert(ctx context.Context, destID string, kinds ...string) (*Alert, error) {
+func (s *DB) LastAlert(ctx context.Context, destID string, kinds ...string) (*delivery.Alert, error) {
 	alerts, err := s.Alerts(ctx, destID, time.Time{}, 1, kinds...)
 	if err != nil || len(alerts) == 0 {
 		return nil, err
 	}
 	return &alerts[0], nil
-}
-
-// DeliveryQuery selects deliveries for the support search. Empty fields do not filter.
-type DeliveryQuery struct {
-	DestinationID string
-	IdentityHash  string // delivery.HashIdentity of an email or external ID
-	Status        delivery.Status
-	Reason        string
-	Since, Until  time.Time // on the delivery's last change; zero: open
-	Cursor        string    // from a previous page's next cursor
-	Limit         int
 }
 
 // ErrBadCursor is returned for a cursor this store did not make.
@@ -158,7 +121,7 @@ var ErrBadCursor = fault.New(fault.Invalid, "query.cursor", "invalid_cursor", "t
 // SearchDeliveries returns deliveries matching q, the most recently changed first, with their
 // attempts, and the cursor of the next page ("" at the end). Paging is by (last change,
 // delivery ID): a delivery that changes between two pages may move to an earlier page.
-func (s *DB) SearchDeliveries(ctx context.Context, q DeliveryQuery) ([]delivery.Record, string, error) {
+func (s *DB) SearchDeliveries(ctx context.Context, q delivery.Query) ([]delivery.Record, string, error) {
 	var w where
 	w.filter(q.DestinationID, q.Reason, q.Since, q.Until)
 	if q.IdentityHash != "" {
@@ -248,22 +211,6 @@ func decodeCursor(c string) (int64, string, bool) {
 	return n, id, true
 }
 
-// ReplayFilter chooses dead-lettered deliveries to replay: by ID, or by destination (and
-// optionally reason and last-change window). At most Limit are replayed per call.
-type ReplayFilter struct {
-	DeliveryIDs   []string
-	DestinationID string
-	Reason        string
-	Since, Until  time.Time
-	Limit         int
-}
-
-// Replayed names a delivery a replay requeued and the destination it waits for.
-type Replayed struct {
-	DeliveryID    string
-	DestinationID string
-}
-
 // replaySeqBase puts replayed deliveries ahead of live ones in their profile's park order
 // (live jobs use their Kafka offset, which is never negative), ordered among themselves by
 // when their update was received.
@@ -275,7 +222,7 @@ const replaySeqBase = -(int64(1) << 62)
 // deliveries that are not dead-lettered, or were stored without a payload or with one that is
 // not JSON (it could never be sent), are left alone: one such row does not fail the replay of
 // the others.
-func (s *DB) ReplayDeadLetters(ctx context.Context, f ReplayFilter, now time.Time) ([]Replayed, error) {
+func (s *DB) ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now time.Time) ([]delivery.Replayed, error) {
 	var w where
 	w.add("d.status = 'dead_lettered'")
 	w.add("d.payload IS NOT NULL")
@@ -321,7 +268,7 @@ FROM deliveries d JOIN updates u ON u.update_id = d.update_id
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]Replayed, 0, len(todo))
+	out := make([]delivery.Replayed, 0, len(todo))
 	for _, r := range todo {
 		if !json.Valid(r.job.Payload) {
 			continue
@@ -343,7 +290,7 @@ VALUES ($1, $2, $3, $4, $5, $6, NULL, $7) ON CONFLICT (delivery_id) DO NOTHING`,
 			r.job.DeliveryID, r.job.DestinationID, r.job.ProfileKey, replaySeqBase+ms(r.job.ReceivedAt), ms(now), r.attempts, job); err != nil {
 			return nil, fmt.Errorf("replay: park: %w", err)
 		}
-		out = append(out, Replayed{DeliveryID: r.job.DeliveryID, DestinationID: r.job.DestinationID})
+		out = append(out, delivery.Replayed{DeliveryID: r.job.DeliveryID, DestinationID: r.job.DestinationID})
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("replay: commit: %w", err)

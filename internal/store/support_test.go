@@ -17,7 +17,7 @@ import (
 func seedSupport(t *testing.T, db *DB) []string {
 	t.Helper()
 	var ids []string
-	var b Batch
+	var b delivery.Batch
 	for i, end := range []delivery.Status{delivery.Delivered, delivery.DeadLettered, delivery.Excluded, delivery.Delivered} {
 		upd := "upd_s" + string(rune('a'+i))
 		rec := t0.Add(time.Duration(i) * time.Minute)
@@ -89,7 +89,7 @@ func testDestinationStats(t *testing.T, db *DB) {
 func testSearchDeliveries(t *testing.T, db *DB) {
 	ctx := context.Background()
 	ids := seedSupport(t, db)
-	search := func(q DeliveryQuery) ([]string, string) {
+	search := func(q delivery.Query) ([]string, string) {
 		t.Helper()
 		recs, next, err := db.SearchDeliveries(ctx, q)
 		if err != nil {
@@ -102,23 +102,23 @@ func testSearchDeliveries(t *testing.T, db *DB) {
 		return out, next
 	}
 	// Newest change first.
-	if got, next := search(DeliveryQuery{DestinationID: "dst_s", Limit: 10}); !slices.Equal(got, []string{ids[3], ids[2], ids[1], ids[0]}) || next != "" {
+	if got, next := search(delivery.Query{DestinationID: "dst_s", Limit: 10}); !slices.Equal(got, []string{ids[3], ids[2], ids[1], ids[0]}) || next != "" {
 		t.Fatalf("by destination: %v next %q", got, next)
 	}
-	if got, _ := search(DeliveryQuery{IdentityHash: delivery.HashIdentity("TWO@example.com "), Limit: 10}); !slices.Equal(got, []string{ids[3], ids[1]}) {
+	if got, _ := search(delivery.Query{IdentityHash: delivery.HashIdentity("TWO@example.com "), Limit: 10}); !slices.Equal(got, []string{ids[3], ids[1]}) {
 		t.Fatalf("by identity: %v", got)
 	}
-	if got, _ := search(DeliveryQuery{Status: delivery.DeadLettered, Limit: 10}); !slices.Equal(got, []string{ids[1]}) {
+	if got, _ := search(delivery.Query{Status: delivery.DeadLettered, Limit: 10}); !slices.Equal(got, []string{ids[1]}) {
 		t.Fatalf("by status: %v", got)
 	}
-	if got, _ := search(DeliveryQuery{DestinationID: "dst_s", Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute), Limit: 10}); !slices.Equal(got, []string{ids[2], ids[1]}) {
+	if got, _ := search(delivery.Query{DestinationID: "dst_s", Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute), Limit: 10}); !slices.Equal(got, []string{ids[2], ids[1]}) {
 		t.Fatalf("by time: %v", got)
 	}
 	// Paging walks every row once.
 	var all []string
 	cursor := ""
 	for range 10 {
-		got, next := search(DeliveryQuery{DestinationID: "dst_s", Limit: 3, Cursor: cursor})
+		got, next := search(delivery.Query{DestinationID: "dst_s", Limit: 3, Cursor: cursor})
 		all = append(all, got...)
 		if cursor = next; cursor == "" {
 			break
@@ -127,11 +127,11 @@ func testSearchDeliveries(t *testing.T, db *DB) {
 	if !slices.Equal(all, []string{ids[3], ids[2], ids[1], ids[0]}) {
 		t.Fatalf("paging: %v", all)
 	}
-	recs, _, err := db.SearchDeliveries(ctx, DeliveryQuery{Status: delivery.DeadLettered, Limit: 1})
+	recs, _, err := db.SearchDeliveries(ctx, delivery.Query{Status: delivery.DeadLettered, Limit: 1})
 	if err != nil || len(recs[0].Attempts) != 1 || recs[0].Attempts[0].Error != "bad" {
 		t.Fatalf("attempts with the results: %+v %v", recs, err)
 	}
-	if _, _, err := db.SearchDeliveries(ctx, DeliveryQuery{Cursor: "bm90LWEtY3Vyc29y", Limit: 1}); !errors.Is(err, fault.Invalid) {
+	if _, _, err := db.SearchDeliveries(ctx, delivery.Query{Cursor: "bm90LWEtY3Vyc29y", Limit: 1}); !errors.Is(err, fault.Invalid) {
 		t.Fatalf("foreign cursor: %v", err)
 	}
 }
@@ -141,8 +141,8 @@ func testReplayDeadLetters(t *testing.T, db *DB) {
 	ids := seedSupport(t, db)
 	now := t0.Add(time.Hour)
 	// Naming a delivered one too: only the dead letter is replayed.
-	got, err := db.ReplayDeadLetters(ctx, ReplayFilter{DeliveryIDs: []string{ids[0], ids[1]}, Limit: 2}, now)
-	if err != nil || !slices.Equal(got, []Replayed{{DeliveryID: ids[1], DestinationID: "dst_s"}}) {
+	got, err := db.ReplayDeadLetters(ctx, delivery.ReplayFilter{DeliveryIDs: []string{ids[0], ids[1]}, Limit: 2}, now)
+	if err != nil || !slices.Equal(got, []delivery.Replayed{{DeliveryID: ids[1], DestinationID: "dst_s"}}) {
 		t.Fatalf("replay: %v %v", got, err)
 	}
 	r := getRow(t, db, ids[1])
@@ -162,7 +162,7 @@ func testReplayDeadLetters(t *testing.T, db *DB) {
 		t.Fatalf("parked job: %+v %+v %v", h, job, err)
 	}
 	// A second replay finds nothing to do; the stats show it as backlog.
-	if got, err := db.ReplayDeadLetters(ctx, ReplayFilter{DestinationID: "dst_s", Limit: 100}, now); err != nil || len(got) != 0 {
+	if got, err := db.ReplayDeadLetters(ctx, delivery.ReplayFilter{DestinationID: "dst_s", Limit: 100}, now); err != nil || len(got) != 0 {
 		t.Fatalf("second replay: %v %v", got, err)
 	}
 	if st, err := db.DestinationStats(ctx, "dst_s", t0.Add(-time.Hour)); err != nil || st.Backlog != 1 || st.Parked != 1 {
@@ -170,7 +170,7 @@ func testReplayDeadLetters(t *testing.T, db *DB) {
 	}
 	// The dispatcher's later outcome applies over the replay's pending.
 	a := delivery.Attempt{N: 2, At: now.Add(time.Second), StatusCode: 200, LatencyMS: 4, Outcome: "delivered"}
-	apply(t, db, Batch{Events: []delivery.Event{{DeliveryID: ids[1], UpdateID: "upd_sb", DestinationID: "dst_s", Status: delivery.Delivered, At: a.At, Attempt: &a}}, Unpark: []string{ids[1]}})
+	apply(t, db, delivery.Batch{Events: []delivery.Event{{DeliveryID: ids[1], UpdateID: "upd_sb", DestinationID: "dst_s", Status: delivery.Delivered, At: a.At, Attempt: &a}}, Unpark: []string{ids[1]}})
 	if r := getRow(t, db, ids[1]); r.status != "delivered" || r.attempts != 2 {
 		t.Fatalf("after the replayed attempt: %+v", r)
 	}
@@ -181,7 +181,7 @@ func testLastAlert(t *testing.T, db *DB) {
 	if a, err := db.LastAlert(ctx, "dst_a", "circuit_opened", "circuit_closed"); err != nil || a != nil {
 		t.Fatalf("no alerts: %v %v", a, err)
 	}
-	apply(t, db, Batch{Alerts: []Alert{
+	apply(t, db, delivery.Batch{Alerts: []delivery.Alert{
 		{ID: "alr_1", DestinationID: "dst_a", Kind: "circuit_opened", Message: "m", At: t0},
 		{ID: "alr_2", DestinationID: "dst_a", Kind: "circuit_closed", Message: "m", At: t0.Add(time.Minute)},
 		{ID: "alr_3", DestinationID: "dst_b", Kind: "circuit_opened", Message: "m", At: t0.Add(2 * time.Minute)},
@@ -196,7 +196,7 @@ func testLastAlert(t *testing.T, db *DB) {
 func testParkedDueRoundsUp(t *testing.T, db *DB) {
 	ctx := context.Background()
 	due := t0.Add(1500 * time.Microsecond)
-	apply(t, db, Batch{Park: []Parked{{DeliveryID: "dlv_p", DestinationID: "dst_p", ProfileKey: "k", Seq: 1, DueAt: due, Job: []byte(`{}`)}}})
+	apply(t, db, delivery.Batch{Park: []delivery.Parked{{DeliveryID: "dlv_p", DestinationID: "dst_p", ProfileKey: "k", Seq: 1, DueAt: due, Job: []byte(`{}`)}}})
 	for _, c := range []struct {
 		at   time.Time
 		want int

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/fault"
 )
 
@@ -42,7 +43,7 @@ func checkIDs(ids ...string) error {
 }
 
 // checkBatch checks every identifier of b (see checkIDs).
-func checkBatch(b Batch) error {
+func checkBatch(b delivery.Batch) error {
 	for _, u := range b.Updates {
 		if err := checkIDs("updateId", u.UpdateID, "profileKey", u.ProfileKey); err != nil {
 			return err

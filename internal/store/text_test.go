@@ -54,11 +54,11 @@ func testHostileText(t *testing.T, db *DB) {
 	a := delivery.Attempt{N: 1, At: t0, StatusCode: 400, LatencyMS: 3, Outcome: "dead_letter", Reason: "bad_request " + hostile, Error: "400: " + hostile}
 	dl := delivery.Event{DeliveryID: "dlv_h", UpdateID: "upd_h", DestinationID: "dst_h", Status: delivery.DeadLettered, Reason: "rejected " + hostile,
 		At: t0, Attempt: &a, Payload: hostileBytes}
-	b := Batch{
+	b := delivery.Batch{
 		Updates: []delivery.Update{u},
 		Events:  []delivery.Event{dl},
-		Park:    []Parked{{DeliveryID: "dlv_hp", DestinationID: "dst_h", ProfileKey: "p-h", Seq: 1, DueAt: t0, Job: hostileBytes}},
-		Alerts:  []Alert{{ID: "alr_h", DestinationID: "dst_h", Kind: "circuit_opened", Message: "opened after " + hostile, At: t0}},
+		Park:    []delivery.Parked{{DeliveryID: "dlv_hp", DestinationID: "dst_h", ProfileKey: "p-h", Seq: 1, DueAt: t0, Job: hostileBytes}},
+		Alerts:  []delivery.Alert{{ID: "alr_h", DestinationID: "dst_h", Kind: "circuit_opened", Message: "opened after " + hostile, At: t0}},
 	}
 	if err := db.Apply(ctx, b); err != nil {
 		t.Fatalf("Apply with hostile text: %v", err)
@@ -95,8 +95,8 @@ func testHostileText(t *testing.T, db *DB) {
 	// others: one such row does not fail the replay of every dead letter.
 	ok := event("dlv_h2", delivery.DeadLettered, 0, 0)
 	ok.UpdateID, ok.DestinationID, ok.Payload = "upd_h", "dst_h", []byte(`{"ok":true}`)
-	apply(t, db, Batch{Events: []delivery.Event{ok}})
-	if got, err := db.ReplayDeadLetters(ctx, ReplayFilter{DestinationID: "dst_h", Limit: 10}, t0.Add(time.Minute)); err != nil ||
+	apply(t, db, delivery.Batch{Events: []delivery.Event{ok}})
+	if got, err := db.ReplayDeadLetters(ctx, delivery.ReplayFilter{DestinationID: "dst_h", Limit: 10}, t0.Add(time.Minute)); err != nil ||
 		len(got) != 1 || got[0].DeliveryID != "dlv_h2" {
 		t.Errorf("replay with a payload that is not JSON: %+v %v", got, err)
 	}
@@ -114,11 +114,11 @@ func testHostileText(t *testing.T, db *DB) {
 
 	// Identifiers are not text to clean: one holding NUL or invalid UTF-8 is refused clearly,
 	// and nothing of its batch is written.
-	for name, bad := range map[string]Batch{
+	for name, bad := range map[string]delivery.Batch{
 		"delivery ID": {Events: []delivery.Event{{DeliveryID: "dlv_\x00", UpdateID: "upd_x", DestinationID: "dst_x", Status: delivery.Pending, At: t0}}},
 		"update ID":   {Updates: []delivery.Update{{UpdateID: "upd_\xff", ProfileKey: "p"}}, Events: []delivery.Event{event("dlv_x1", delivery.Pending, 0, 0)}},
-		"profile key": {Park: []Parked{{DeliveryID: "dlv_x2", DestinationID: "dst_x", ProfileKey: "p\x00", Job: []byte(`{}`)}}},
-		"alert ID":    {Alerts: []Alert{{ID: "alr_\x00", DestinationID: "dst_x", Kind: "k", At: t0}}},
+		"profile key": {Park: []delivery.Parked{{DeliveryID: "dlv_x2", DestinationID: "dst_x", ProfileKey: "p\x00", Job: []byte(`{}`)}}},
+		"alert ID":    {Alerts: []delivery.Alert{{ID: "alr_\x00", DestinationID: "dst_x", Kind: "k", At: t0}}},
 	} {
 		if err := db.Apply(ctx, bad); !errors.Is(err, ErrInvalidText) {
 			t.Errorf("%s with NUL or invalid UTF-8: Apply = %v, want ErrInvalidText", name, err)
@@ -142,7 +142,7 @@ func testHostileText(t *testing.T, db *DB) {
 	if _, err := db.GetKey(ctx, "k_\x00"); !errors.Is(err, access.ErrNotFound) {
 		t.Errorf("GetKey with NUL: %v", err)
 	}
-	if recs, _, err := db.SearchDeliveries(ctx, DeliveryQuery{DestinationID: "dst_h", Reason: "rejected " + hostile, Limit: 10}); err != nil || len(recs) != 1 {
+	if recs, _, err := db.SearchDeliveries(ctx, delivery.Query{DestinationID: "dst_h", Reason: "rejected " + hostile, Limit: 10}); err != nil || len(recs) != 1 {
 		t.Errorf("search by a reason with NUL: %d records, %v", len(recs), err)
 	}
 	if err := db.CreateKey(ctx, access.Key{ID: "k_\x00", Name: "n", Role: access.RoleSupport, Hash: []byte{1}, CreatedAt: t0}); !errors.Is(err, ErrInvalidText) {

@@ -12,7 +12,6 @@ import (
 	"github.com/qgate/qgate/internal/api"
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/fault"
-	"github.com/qgate/qgate/internal/store"
 )
 
 // Pagination of the delivery search and the dead-letter list.
@@ -55,8 +54,8 @@ type ReplayResult struct {
 var statuses = map[delivery.Status]bool{delivery.Pending: true, delivery.Retrying: true, delivery.Delivered: true, delivery.DeadLettered: true, delivery.Excluded: true}
 
 // query reads the shared filters of the search and the dead-letter list.
-func query(c *gin.Context) (store.DeliveryQuery, error) {
-	q := store.DeliveryQuery{DestinationID: c.Query("destinationId"), Reason: c.Query("reason"), Cursor: c.Query("cursor"), Limit: DefaultPageLimit}
+func query(c *gin.Context) (delivery.Query, error) {
+	q := delivery.Query{DestinationID: c.Query("destinationId"), Reason: c.Query("reason"), Cursor: c.Query("cursor"), Limit: DefaultPageLimit}
 	var problems []fault.Problem
 	if v := strings.TrimSpace(c.Query("identity")); v != "" {
 		q.IdentityHash = delivery.HashIdentity(v)
@@ -118,7 +117,7 @@ func (h *Handlers) deadLetters(c *gin.Context) {
 	h.page(c, q)
 }
 
-func (h *Handlers) page(c *gin.Context, q store.DeliveryQuery) {
+func (h *Handlers) page(c *gin.Context, q delivery.Query) {
 	recs, next, err := h.Store.SearchDeliveries(c.Request.Context(), q)
 	if err != nil {
 		api.Fail(c, err)
@@ -140,15 +139,15 @@ func (h *Handlers) replay(c *gin.Context) {
 		api.Fail(c, err)
 		return
 	}
-	var f store.ReplayFilter
+	var f delivery.ReplayFilter
 	switch {
 	case len(req.DeliveryIDs) > 0 && req.Filter != nil:
 		api.Fail(c, fault.New(fault.Invalid, "filter", "ambiguous_selection", "give deliveryIds or filter, not both"))
 		return
 	case len(req.DeliveryIDs) > 0:
-		f = store.ReplayFilter{DeliveryIDs: req.DeliveryIDs, Limit: len(req.DeliveryIDs)}
+		f = delivery.ReplayFilter{DeliveryIDs: req.DeliveryIDs, Limit: len(req.DeliveryIDs)}
 	case req.Filter != nil:
-		f = store.ReplayFilter{DestinationID: req.Filter.DestinationID, Reason: req.Filter.Reason, Limit: MaxReplay}
+		f = delivery.ReplayFilter{DestinationID: req.Filter.DestinationID, Reason: req.Filter.Reason, Limit: MaxReplay}
 		if req.Filter.Limit > 0 {
 			f.Limit = req.Filter.Limit
 		}

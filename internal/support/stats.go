@@ -7,8 +7,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/qgate/qgate/internal/api"
+	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/fault"
-	"github.com/qgate/qgate/internal/store"
 )
 
 // Windows of GET /v1/destinations/{id}/stats.
@@ -40,7 +40,7 @@ type StatsView struct {
 	Since         time.Time `json:"since"`
 	Paused        bool      `json:"paused"`
 	Circuit       Circuit   `json:"circuit"`
-	store.DestinationStats
+	delivery.Stats
 }
 
 func (h *Handlers) stats(c *gin.Context) {
@@ -63,7 +63,7 @@ func (h *Handlers) stats(c *gin.Context) {
 		api.Fail(c, err)
 		return
 	}
-	v := StatsView{DestinationID: d.ID, Window: window, Since: since, Paused: d.Paused, DestinationStats: st}
+	v := StatsView{DestinationID: d.ID, Window: window, Since: since, Paused: d.Paused, Stats: st}
 	last, err := h.Store.LastAlert(ctx, d.ID, "circuit_opened", "circuit_closed")
 	if err != nil {
 		api.Fail(c, err)

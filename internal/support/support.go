@@ -13,7 +13,6 @@ import (
 	"github.com/qgate/qgate/internal/api"
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/destination"
-	"github.com/qgate/qgate/internal/store"
 )
 
 // Store is what support reads (and, for replays, writes).
@@ -21,10 +20,10 @@ type Store interface {
 	GetUpdate(ctx context.Context, updateID string) (delivery.Update, []delivery.Record, error)
 	GetDelivery(ctx context.Context, deliveryID string) (delivery.Record, error)
 	GetDestination(ctx context.Context, id string, includeDeleted bool) (destination.Destination, error)
-	DestinationStats(ctx context.Context, destID string, since time.Time) (store.DestinationStats, error)
-	LastAlert(ctx context.Context, destID string, kinds ...string) (*store.Alert, error)
-	SearchDeliveries(ctx context.Context, q store.DeliveryQuery) ([]delivery.Record, string, error)
-	ReplayDeadLetters(ctx context.Context, f store.ReplayFilter, now time.Time) ([]store.Replayed, error)
+	DestinationStats(ctx context.Context, destID string, since time.Time) (delivery.Stats, error)
+	LastAlert(ctx context.Context, destID string, kinds ...string) (*delivery.Alert, error)
+	SearchDeliveries(ctx context.Context, q delivery.Query) ([]delivery.Record, string, error)
+	ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now time.Time) ([]delivery.Replayed, error)
 }
 
 // Handlers serve the support API.
