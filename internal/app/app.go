@@ -69,6 +69,7 @@ type App struct {
 	routerM      *router.Metrics
 	dispatchM    *dispatch.Metrics
 	live         atomic.Pointer[dispatch.Dispatcher] // the dispatcher, once the stages started
+	survey       *surveyWatch                        // survey watch (survey.go)
 }
 
 // New builds a node from cfg: it opens the store, starts the embedded broker when no brokers
@@ -136,6 +137,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (a *App, err e
 	a.jobs = kafka.NewProducer(a.brokers, cfg.DeliveryTopic, kafka.ProducerOptions{})
 	a.routerM = router.NewMetrics(a.registry)
 	a.dispatchM = dispatch.NewMetrics(a.registry)
+	a.survey = newSurveyWatch(a, box, policy)
 	a.engine = a.routes()
 	return a, nil
 }
@@ -161,6 +163,7 @@ func (a *App) routes() *gin.Engine {
 	sup := &support.Handlers{Store: a.store, Circuits: circuits{a}, Now: time.Now}
 	sup.Register(v1.Group("", access.Require(a.auth, access.RoleSupport)))
 	sup.RegisterStats(v1.Group("", access.Require(a.auth, access.RoleSupport, access.RoleOperator)))
+	a.survey.register(v1, a.auth)
 	return e
 }
 
@@ -230,6 +233,7 @@ func (a *App) Start() (string, error) {
 		}
 	}()
 	a.startStages()
+	a.survey.start()
 	a.log.Info("qgate listening", zap.String("addr", ln.Addr().String()), zap.String("store", string(a.store.Dialect())))
 	return ln.Addr().String(), nil
 }
@@ -335,6 +339,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err := a.stopStages(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	a.survey.shutdown(ctx)
 	a.closeAll()
 	return errors.Join(errs...)
 }
