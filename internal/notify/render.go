@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 )
@@ -15,14 +16,14 @@ func body(kind string, d Delivery) ([]byte, error) {
 		for _, l := range d.Links {
 			b.WriteString("\n<" + l.URL + "|" + slackEscape(l.Label) + ">")
 		}
-		return json.Marshal(map[string]any{"text": b.String()})
+		return marshal(map[string]any{"text": b.String()})
 	case KindTeams:
 		var b strings.Builder
 		b.WriteString(d.Text)
 		for _, l := range d.Links {
 			b.WriteString("\n\n[" + l.Label + "](" + l.URL + ")")
 		}
-		return json.Marshal(map[string]any{"text": b.String()})
+		return marshal(map[string]any{"text": b.String()})
 	}
 	return d.Body, nil
 }
@@ -30,4 +31,15 @@ func body(kind string, d Delivery) ([]byte, error) {
 // slackEscape escapes Slack's three control characters in text.
 func slackEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// marshal encodes v without HTML escaping (Slack's <url|label> must arrive as written).
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }

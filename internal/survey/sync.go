@@ -23,6 +23,9 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs []notify.Message) (int, error)
 }
 
+// CursorOverlap is how far an incremental pass reaches back before the previous pass's start.
+const CursorOverlap = 5 * time.Minute
+
 // Syncer runs one sync of a connection: it fetches over API v3 into a Snapshot, applies it
 // with the run's record in one store transaction (a failed sync changes no synced data and
 // records its error), then evaluates the notification rules on the stored state.
@@ -219,7 +222,9 @@ func (s *Syncer) fetchWith(ctx context.Context, sess *Session, c Connection, mod
 	} else {
 		q := url.Values{}
 		if c.SurveysSince != nil {
-			q.Set("lastModified", c.SurveysSince.UTC().Format(time.RFC3339))
+			// lastModified has second precision and the two clocks differ: overlap the
+			// previous pass by CursorOverlap (a survey fetched twice is upserted twice).
+			q.Set("lastModified", c.SurveysSince.Add(-CursorOverlap).UTC().Format(time.RFC3339))
 		}
 		if surveys, err = List[wireSurvey](ctx, sess, "surveys", q); err != nil {
 			return nil, "", err
