@@ -1,17 +1,21 @@
 package app_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/qgate/qgate/internal/config"
 	"github.com/qgate/qgate/internal/notify"
@@ -253,7 +257,11 @@ func TestSurveyWatchEndToEnd(t *testing.T) {
 	if got := e.sink.byType(); !equalTypes(got, want) {
 		t.Fatalf("after alice finished and the lead grew: %v, want %v", got, want)
 	}
+	schema := compileNotificationSchema(t)
 	for _, h := range e.sink.hits() {
+		if err := schema.Validate(toInstance(t, h.Body)); err != nil {
+			t.Errorf("%s (%s) does not match schemas/survey-notification.schema.json: %v", h.ID, h.Body["type"], err)
+		}
 		if !h.Verified {
 			t.Errorf("%s: signature does not verify", h.ID)
 		}
@@ -284,4 +292,39 @@ func equalTypes(a, b map[string][]string) bool {
 		}
 	}
 	return true
+}
+
+func compileNotificationSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open("../../schemas/survey-notification.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	const id = "https://qgate.example/schemas/survey-notification.schema.json"
+	if err := c.AddResource(id, doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sch
+}
+
+// toInstance round-trips v through JSON into the validator's representation.
+func toInstance(t *testing.T, v any) any {
+	t.Helper()
+	b, _ := json.Marshal(v)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst
 }
