@@ -24,6 +24,7 @@ type surveyWatch struct {
 	pages     *survey.Pages
 	channels  *notify.Service
 	support   *notify.Support
+	events    *survey.Events
 	scheduler *survey.Scheduler
 	sender    *notify.Sender
 	stop      context.CancelFunc
@@ -55,6 +56,7 @@ func newSurveyWatch(a *App, box *destination.Box, policy qualtrics.HostPolicy) *
 	w.pages = &survey.Pages{Store: a.store}
 	w.channels = &notify.Service{Store: a.store, Box: box, Policy: policy}
 	w.support = &notify.Support{Store: a.store, Wake: w.sender.Wake}
+	w.events = &survey.Events{Store: a.store, Box: box, Canceller: outbox}
 	return w
 }
 
@@ -64,6 +66,7 @@ func (w *surveyWatch) register(v1 *gin.RouterGroup, auth *access.Authenticator) 
 	(&notify.Handlers{Service: w.channels}).Register(op)
 	w.pages.Register(v1.Group("", access.Require(auth, access.RoleSupport, access.RoleOperator)))
 	w.support.Register(v1.Group("", access.Require(auth, access.RoleSupport)))
+	w.events.Register(v1) // Qualtrics' event posts carry the connection's events key, not a bearer key
 }
 
 func (w *surveyWatch) start() {

@@ -133,6 +133,18 @@ func oaSurveyWatch(t *testing.T, spec *oaSpec, e *deliveryEnv) {
 	spec.call(t, base, oaReq{method: "POST", route: rr, key: op, body: map[string]any{"deliveryIds": []string{"x"}}, want: 403})
 	spec.call(t, base, oaReq{method: "POST", route: rr, body: map[string]any{"deliveryIds": []string{"x"}}, want: 401})
 
+	// Qualtrics' event posts.
+	const re = "/v1/survey-connections/{id}/events"
+	spec.call(t, base, oaReq{method: "PATCH", route: rci, path: p, key: op, body: map[string]any{"eventsKey": "oa-events-key-0123"}, want: 200, validBody: true})
+	form := "Topic=surveyengine.completedResponse." + simulator.BrandSurveyPulse + "&RecipientID=CID_bob0000000002&DistributionID=" + simulator.BrandDistPulse + "&Status=Complete"
+	fctype := "application/x-www-form-urlencoded"
+	spec.call(t, base, oaReq{method: "POST", route: re, path: p + "/events?key=oa-events-key-0123", body: form, ctype: fctype, want: 200})
+	spec.call(t, base, oaReq{method: "POST", route: re, path: p + "/events?key=oa-events-key-0123", body: "Topic=controlpanel.deactivateSurvey&SurveyID=" + simulator.BrandSurveyPulse, ctype: fctype, want: 200})
+	spec.call(t, base, oaReq{method: "POST", route: re, path: p + "/events?key=oa-events-key-0123", body: "Topic=surveyengine.completedResponse.SV_x", ctype: fctype, want: 422})
+	spec.call(t, base, oaReq{method: "POST", route: re, path: p + "/events?key=oa-events-key-0123", body: "Topic=%zz", ctype: fctype, want: 400})
+	spec.call(t, base, oaReq{method: "POST", route: re, path: p + "/events?key=oa-events-key-0123", body: `{"Topic":"x"}`, want: 415})
+	spec.call(t, base, oaReq{method: "POST", route: re, path: p + "/events?key=wrong", body: form, ctype: fctype, want: 401})
+
 	// Deletes last.
 	spec.call(t, base, oaReq{method: "DELETE", route: rni, path: pc, key: sup, want: 403})
 	spec.call(t, base, oaReq{method: "DELETE", route: rni, path: pc, want: 401})

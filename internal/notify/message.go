@@ -20,10 +20,13 @@ type Message struct {
 	ID           string
 	Type         string
 	ConnectionID string
-	OccurredAt   time.Time
-	Body         []byte // the JSON webhook body
-	Text         string // a readable one-paragraph rendering, for Slack and Teams
-	Links        []Link // buttons for Slack and Teams
+	// Subject groups the messages about one thing (a recipient of a distribution), so that
+	// queued ones can be cancelled together (Cancel).
+	Subject    string
+	OccurredAt time.Time
+	Body       []byte // the JSON webhook body
+	Text       string // a readable one-paragraph rendering, for Slack and Teams
+	Links      []Link // buttons for Slack and Teams
 }
 
 // Link is a labelled URL in a readable message.

@@ -40,3 +40,13 @@ func (o *Outbox) Publish(ctx context.Context, msgs []Message) (int, error) {
 	}
 	return n, err
 }
+
+// Cancel stops the queued messages of types about subject (a recipient who finished gets no
+// reminder that was still waiting for a retry).
+func (o *Outbox) Cancel(ctx context.Context, connID, subject string, types []string, reason string) (int, error) {
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	return o.Store.CancelNotifications(ctx, connID, subject, types, reason, now().UTC())
+}

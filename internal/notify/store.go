@@ -13,10 +13,12 @@ const (
 	StatusRetrying     = "retrying"
 	StatusDelivered    = "delivered"
 	StatusDeadLettered = "dead_lettered"
+	// StatusCancelled: not sent because it no longer applies (the recipient finished).
+	StatusCancelled = "cancelled"
 )
 
 // Statuses lists every delivery status.
-var Statuses = []string{StatusPending, StatusRetrying, StatusDelivered, StatusDeadLettered}
+var Statuses = []string{StatusPending, StatusRetrying, StatusDelivered, StatusDeadLettered, StatusCancelled}
 
 // Delivery is one notification on its way to one channel.
 type Delivery struct {
@@ -87,6 +89,9 @@ type Store interface {
 	RecordNotificationAttempt(ctx context.Context, a Attempt) error
 	// NotificationDeliveries lists deliveries, newest first.
 	NotificationDeliveries(ctx context.Context, f Filter) ([]Delivery, error)
+	// CancelNotifications cancels the pending and retrying deliveries of the connection's
+	// messages about subject of the given types, with reason; it returns how many.
+	CancelNotifications(ctx context.Context, connID, subject string, types []string, reason string, now time.Time) (int, error)
 	// ReplayNotifications makes dead-lettered deliveries pending again, due at now.
 	ReplayNotifications(ctx context.Context, ids []string, now time.Time) (int, error)
 }

@@ -28,6 +28,8 @@ type Brand struct {
 	surveys     []*brandSurvey
 	directories []brandDirectory
 	seq         int
+	subs        []subscription // brand_events.go
+	posted      []EventPost
 }
 
 type throttle struct {
@@ -240,20 +242,29 @@ func (b *Brand) findDist(id string) *brandDistribution {
 // SetRecipientStatus moves the recipient with email in distribution distID to status (for
 // example SurveyFinished) at the brand's now. Like Qualtrics, it leaves the survey's
 // lastModified alone. It reports whether the recipient exists.
+//
+// A recipient finishing is posted to the event subscriptions for
+// surveyengine.completedResponse.{SurveyID} before SetRecipientStatus returns.
 func (b *Brand) SetRecipientStatus(distID, email, status string) bool {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	d := b.findDist(distID)
-	if d == nil {
-		return false
-	}
-	for _, r := range d.Recipients {
-		if strings.EqualFold(r.Email, email) {
-			r.setStatus(status, b.now())
-			return true
+	var evs []pendingEvent
+	found := false
+	if d != nil {
+		for _, r := range d.Recipients {
+			if strings.EqualFold(r.Email, email) {
+				r.setStatus(status, b.now())
+				found = true
+				if status == "SurveyFinished" {
+					evs = b.completedEvents(d, r)
+				}
+				break
+			}
 		}
 	}
-	return false
+	b.mu.Unlock()
+	b.send(evs)
+	return found
 }
 
 // AddRecipient adds a recipient to distribution distID with status (Success: the email was

@@ -49,6 +49,10 @@ func (b *Brand) serve(w http.ResponseWriter, r *http.Request) {
 		writeCoded(w, http.StatusTooManyRequests, "RL_1", "Too many requests for this endpoint.")
 		return
 	}
+	if path == "eventsubscriptions" && r.Method == http.MethodPost {
+		b.subscribe(w, r) // brand_events.go
+		return
+	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,48 @@ func TestBrandShapes(t *testing.T) {
 	resp.Body.Close()
 	if hist, _ := brandAll(t, api+"distributions/"+BrandDistPulse+"/history"); len(hist) != 5 || hist[4]["status"] != "Success" {
 		t.Errorf("after adding: %v", hist)
+	}
+}
+
+// TestBrandEventSubscriptions: a subscription registered over the API gets a form-encoded
+// completedResponse post when a recipient finishes, before SetRecipientStatus returns.
+func TestBrandEventSubscriptions(t *testing.T) {
+	sim, srv := startSim(t, Config{})
+	b := sim.AddBrand("evbrand", brandTok)
+	got := make(chan map[string]string, 1)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
+			t.Errorf("content type %q", ct)
+		}
+		_ = r.ParseForm()
+		m := map[string]string{}
+		for k := range r.PostForm {
+			m[k] = r.PostForm.Get(k)
+		}
+		got <- m
+	}))
+	defer recv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/API/v3/eventsubscriptions",
+		strings.NewReader(`{"publicationUrl":"`+recv.URL+`/hook","topics":"surveyengine.completedResponse.`+BrandSurveyPulse+`","encrypt":false}`))
+	req.Header.Set("X-API-TOKEN", brandTok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("subscribe: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	b.SetRecipientStatus(BrandDistOnboarding, "erin@example.com", "SurveyFinished") // another survey: no post
+	b.SetRecipientStatus(BrandDistPulse, "alice@example.com", "SurveyFinished")
+	select {
+	case m := <-got:
+		if m["Topic"] != "surveyengine.completedResponse."+BrandSurveyPulse || m["RecipientID"] != "CID_alice00000001" ||
+			m["DistributionID"] != BrandDistPulse || m["ResponseID"] == "" || m["CompletedDate"] == "" {
+			t.Errorf("event %v", m)
+		}
+	default:
+		t.Fatal("no event posted by the time SetRecipientStatus returned")
+	}
+	if posts := b.EventPosts(); len(posts) != 1 || posts[0].Status != 200 {
+		t.Errorf("posts %+v", posts)
 	}
 }

@@ -118,8 +118,8 @@ func (s *DB) PublishNotifications(ctx context.Context, out []notify.Outgoing, no
 		for _, og := range out {
 			m := og.Message
 			links, _ := json.Marshal(m.Links)
-			res, err := tx.ExecContext(ctx, `INSERT INTO notifications (id, type, connection_id, occurred_at, body, text, links, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`, m.ID, m.Type, m.ConnectionID, ms(m.OccurredAt), string(m.Body), m.Text, string(links), ms(now))
+			res, err := tx.ExecContext(ctx, `INSERT INTO notifications (id, type, connection_id, subject, occurred_at, body, text, links, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`, m.ID, m.Type, m.ConnectionID, m.Subject, ms(m.OccurredAt), string(m.Body), m.Text, string(links), ms(now))
 			if err != nil {
 				return fmt.Errorf("record notification: %w", err)
 			}
@@ -211,7 +211,7 @@ VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, a.DeliveryID, a.N, ms(a
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE notification_deliveries SET status = $1, attempts = $2, next_at = $3,
     first_attempt_at = COALESCE(first_attempt_at, $4), last_status_code = $5, last_error = $6, delivered_at = $7,
-    lease_owner = '', lease_until = 0, updated_at = $4 WHERE id = $8`,
+    lease_owner = '', lease_until = 0, updated_at = $4 WHERE id = $8 AND status <> 'cancelled'`,
 			a.Status, a.N, nullMS(a.NextAt), ms(a.At), a.StatusCode, a.Error, delivered, a.DeliveryID)
 		if err != nil {
 			return fmt.Errorf("record attempt: %w", err)
@@ -249,6 +249,28 @@ func (s *DB) NotificationDeliveries(ctx context.Context, f notify.Filter) ([]not
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// CancelNotifications cancels queued deliveries of messages about subject. One in flight
+// may still arrive; its outcome does not undo the cancellation.
+func (s *DB) CancelNotifications(ctx context.Context, connID, subject string, types []string, reason string, now time.Time) (int, error) {
+	if len(types) == 0 {
+		return 0, nil
+	}
+	args := []any{reason, ms(now), connID, subject}
+	ph := make([]string, len(types))
+	for i, t := range types {
+		args = append(args, t)
+		ph[i] = "$" + strconv.Itoa(len(args))
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE notification_deliveries SET status = 'cancelled', last_error = $1, next_at = NULL, updated_at = $2
+WHERE status IN ('pending', 'retrying') AND notification_id IN (
+    SELECT id FROM notifications WHERE connection_id = $3 AND subject = $4 AND type IN (`+strings.Join(ph, ", ")+`))`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("cancel notifications: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // ReplayNotifications makes dead-lettered deliveries pending again.

@@ -15,7 +15,7 @@ import (
 // The survey-watch store: connections (token sealed), sync runs and claims, and the synced
 // API v3 data, which a successful sync replaces in the transaction that records it.
 
-const surveyConnColumns = `id, name, base_url, sealed_token, token_last4, brand_id, incremental_every, full_every,
+const surveyConnColumns = `id, name, base_url, sealed_token, token_last4, sealed_events_key, brand_id, incremental_every, full_every,
 	expiry_lead, version, created_at, updated_at, deleted_at, sync_requested_at, last_incremental_at, last_full_at, surveys_since`
 
 func nullMS(t *time.Time) sql.NullInt64 {
@@ -29,13 +29,14 @@ func scanSurveyConn(row interface{ Scan(...any) error }) (survey.Connection, err
 	var c survey.Connection
 	var inc, full, lead, created, updated int64
 	var deleted, req, lastInc, lastFull, since sql.NullInt64
-	if err := row.Scan(&c.ID, &c.Name, &c.BaseURL, &c.Sealed, &c.TokenEnd, &c.BrandID, &inc, &full, &lead, &c.Version,
+	if err := row.Scan(&c.ID, &c.Name, &c.BaseURL, &c.Sealed, &c.TokenEnd, &c.EventsKeySealed, &c.BrandID, &inc, &full, &lead, &c.Version,
 		&created, &updated, &deleted, &req, &lastInc, &lastFull, &since); err != nil {
 		return c, err
 	}
 	c.IncrementalEvery, c.FullEvery, c.ExpiryLead = survey.Duration(time.Duration(inc)*time.Millisecond),
 		survey.Duration(time.Duration(full)*time.Millisecond), survey.Duration(time.Duration(lead)*time.Millisecond)
 	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+	c.EventsKeySet = len(c.EventsKeySealed) > 0
 	c.DeletedAt, c.SyncRequestedAt, c.LastIncrementalAt, c.LastFullAt, c.SurveysSince =
 		fromNullMS(deleted), fromNullMS(req), fromNullMS(lastInc), fromNullMS(lastFull), fromNullMS(since)
 	return c, nil
@@ -44,8 +45,8 @@ func scanSurveyConn(row interface{ Scan(...any) error }) (survey.Connection, err
 // CreateSurveyConnection inserts c; survey.ErrNameTaken on a live name clash.
 func (s *DB) CreateSurveyConnection(ctx context.Context, c survey.Connection) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO survey_connections (`+surveyConnColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL, NULL, NULL)`,
-		c.ID, c.Name, c.BaseURL, c.Sealed, c.TokenEnd, c.BrandID, c.IncrementalEvery.D().Milliseconds(), c.FullEvery.D().Milliseconds(),
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, NULL, NULL)`,
+		c.ID, c.Name, c.BaseURL, c.Sealed, c.TokenEnd, c.EventsKeySealed, c.BrandID, c.IncrementalEvery.D().Milliseconds(), c.FullEvery.D().Milliseconds(),
 		c.ExpiryLead.D().Milliseconds(), c.Version, ms(c.CreatedAt), ms(c.UpdatedAt))
 	if isUniqueViolation(err) {
 		return survey.ErrNameTaken
@@ -135,10 +136,10 @@ func (s *DB) lastSync(ctx context.Context, connID, outcome string) (*survey.Sync
 // UpdateSurveyConnection replaces the configuration of c.ID at expectVersion.
 func (s *DB) UpdateSurveyConnection(ctx context.Context, c survey.Connection, expectVersion int64) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE survey_connections SET name = $1, base_url = $2, sealed_token = $3, token_last4 = $4,
-    incremental_every = $5, full_every = $6, expiry_lead = $7, version = $8, updated_at = $9
-WHERE id = $10 AND deleted_at IS NULL AND version = $11`,
+    incremental_every = $5, full_every = $6, expiry_lead = $7, version = $8, updated_at = $9, sealed_events_key = $10
+WHERE id = $11 AND deleted_at IS NULL AND version = $12`,
 		c.Name, c.BaseURL, c.Sealed, c.TokenEnd, c.IncrementalEvery.D().Milliseconds(), c.FullEvery.D().Milliseconds(),
-		c.ExpiryLead.D().Milliseconds(), c.Version, ms(c.UpdatedAt), c.ID, expectVersion)
+		c.ExpiryLead.D().Milliseconds(), c.Version, ms(c.UpdatedAt), c.EventsKeySealed, c.ID, expectVersion)
 	if isUniqueViolation(err) {
 		return survey.ErrNameTaken
 	}
@@ -508,6 +509,29 @@ func (s *DB) GetDistribution(ctx context.Context, distID string) (survey.Distrib
 	}
 	rs, err := s.queryRecipients(ctx, `h.connection_id = $1 AND h.distribution_id = $2`, ds[0].ConnectionID, ds[0].ID)
 	return ds[0], rs, err
+}
+
+// MarkSurveyResponse records a recipient's new status from a pushed event (a completed
+// response), before the next sync fetches the history. It reports whether the row exists.
+func (s *DB) MarkSurveyResponse(ctx context.Context, connID, distID, contactID, status, responseID string, at time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE survey_history SET status = $1, response_id = CASE WHEN $2 = '' THEN response_id ELSE $2 END,
+    response_completed_at = CASE WHEN $1 = 'SurveyFinished' THEN $3 ELSE response_completed_at END
+WHERE connection_id = $4 AND distribution_id = $5 AND contact_id = $6`, status, responseID, ms(at), connID, distID, contactID)
+	if err != nil {
+		return false, fmt.Errorf("mark survey response: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// SetSurveyActive records a survey (de)activated by a pushed event.
+func (s *DB) SetSurveyActive(ctx context.Context, connID, surveyID string, active bool) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE surveys SET is_active = $1 WHERE connection_id = $2 AND id = $3`, active, connID, surveyID)
+	if err != nil {
+		return false, fmt.Errorf("set survey active: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 var _ survey.Store = (*DB)(nil)

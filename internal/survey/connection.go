@@ -15,6 +15,9 @@ type Connection struct {
 	Token    string `json:"-"` // plaintext, only in memory while syncing
 	Sealed   []byte `json:"-"`
 	TokenEnd string `json:"apiTokenLast4"`
+	// EventsKey authenticates Qualtrics' event-subscription posts (…/events?key=); write-only.
+	EventsKeySealed []byte `json:"-"`
+	EventsKeySet    bool   `json:"eventsKeySet"`
 	// BrandID is learnt from whoami (test or sync); it builds the "review distributions" link.
 	BrandID          string    `json:"brandId"`
 	IncrementalEvery Duration  `json:"incrementalEvery"`

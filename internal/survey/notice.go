@@ -22,6 +22,8 @@ type Notice struct {
 	Distribution *NoticeDistribution `json:"distribution"`
 	ExpiresAt    *time.Time          `json:"expiresAt"`
 	Links        NoticeLinks         `json:"links"`
+
+	subject string // notify.Message.Subject: the recipient of a distribution
 }
 
 // NoticeSurvey names the survey.
@@ -77,7 +79,10 @@ func (n Notice) message() (notify.Message, error) {
 	if err != nil {
 		return notify.Message{}, fmt.Errorf("encode notice %s: %w", n.ID, err)
 	}
-	m := notify.Message{ID: n.ID, Type: n.Type, ConnectionID: n.ConnectionID, OccurredAt: n.OccurredAt, Body: body}
+	m := notify.Message{ID: n.ID, Type: n.Type, ConnectionID: n.ConnectionID, Subject: n.subject, OccurredAt: n.OccurredAt, Body: body}
+	if m.Subject == "" && n.Distribution != nil {
+		m.Subject = n.Distribution.ID
+	}
 	due := "no due date"
 	if n.ExpiresAt != nil {
 		due = "due " + n.ExpiresAt.UTC().Format("Mon 2 Jan 2006 15:04 MST")

@@ -36,6 +36,7 @@ func Rules(c Connection, recipients []Recipient, expiring []DistributionView, no
 			ExpiresAt:    due,
 			Links:        NoticeLinks{Respond: &links.Respond, Survey: links.Survey, Review: links.Review},
 		}
+		base.subject = Subject(r.DistributionID, r.ContactID)
 		req := base
 		req.Type = notify.TypeSurveyRequest
 		req.ID = NoticeID(req.Type, c.ID, r.DistributionID, r.ContactID)
@@ -73,3 +74,6 @@ func Rules(c Connection, recipients []Recipient, expiring []DistributionView, no
 	}
 	return out
 }
+
+// Subject names a recipient of a distribution in notifications (notify.Message.Subject).
+func Subject(distID, contactID string) string { return distID + "/" + contactID }

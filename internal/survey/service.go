@@ -53,6 +53,9 @@ func (s *Service) Create(ctx context.Context, r ConnectionRequest) (Connection, 
 	if err := s.seal(&c, *r.APIToken); err != nil {
 		return Connection{}, err
 	}
+	if err := s.sealEventsKey(&c, r.EventsKey); err != nil {
+		return Connection{}, err
+	}
 	c.Version = 1
 	c.CreatedAt = s.now()
 	c.UpdatedAt = c.CreatedAt
@@ -70,6 +73,25 @@ func (s *Service) seal(c *Connection, token string) error {
 	c.Sealed = sealed
 	r := []rune(token)
 	c.TokenEnd = string(r[max(len(r)-4, 0):])
+	return nil
+}
+
+// eventsKeyAAD binds a sealed events key to its connection, apart from the token.
+func eventsKeyAAD(id string) string { return id + "/events" }
+
+func (s *Service) sealEventsKey(c *Connection, key *string) error {
+	switch {
+	case key == nil:
+		return nil
+	case *key == "":
+		c.EventsKeySealed, c.EventsKeySet = nil, false
+		return nil
+	}
+	sealed, err := s.Box.Seal(eventsKeyAAD(c.ID), *key)
+	if err != nil {
+		return err
+	}
+	c.EventsKeySealed, c.EventsKeySet = sealed, true
 	return nil
 }
 
@@ -100,11 +122,14 @@ func (s *Service) Update(ctx context.Context, id string, r ConnectionRequest, ex
 		return Connection{}, fault.Of(fault.Invalid, problems...)
 	}
 	next := r.Apply(cur)
+	if err := s.sealEventsKey(&next, r.EventsKey); err != nil {
+		return Connection{}, err
+	}
 	if r.APIToken != nil {
 		if err := s.seal(&next, *r.APIToken); err != nil {
 			return Connection{}, err
 		}
-	} else if next.Name == cur.Name && next.BaseURL == cur.BaseURL && next.IncrementalEvery == cur.IncrementalEvery &&
+	} else if r.EventsKey == nil && next.Name == cur.Name && next.BaseURL == cur.BaseURL && next.IncrementalEvery == cur.IncrementalEvery &&
 		next.FullEvery == cur.FullEvery && next.ExpiryLead == cur.ExpiryLead {
 		return cur, nil
 	}

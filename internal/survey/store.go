@@ -48,6 +48,12 @@ type Store interface {
 	// have not expired at now, joined with link, distribution and survey.
 	SurveyRecipients(ctx context.Context, connID string, now time.Time) ([]Recipient, error)
 
+	// MarkSurveyResponse records a recipient's status from a pushed event; false when the
+	// recipient is not synced yet.
+	MarkSurveyResponse(ctx context.Context, connID, distID, contactID, status, responseID string, at time.Time) (bool, error)
+	// SetSurveyActive records a survey (de)activated by a pushed event.
+	SetSurveyActive(ctx context.Context, connID, surveyID string, active bool) (bool, error)
+
 	// Reads for the people pages.
 	PersonSurveys(ctx context.Context, email string, now time.Time) ([]Recipient, error)
 	ListSurveys(ctx context.Context, connID string, activeOnly bool) ([]Survey, error)

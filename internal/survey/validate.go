@@ -15,9 +15,12 @@ import (
 // ConnectionRequest is the body of POST /v1/survey-connections and PATCH …/{id}. Absent (or
 // null) fields keep their value on PATCH, or their default on create.
 type ConnectionRequest struct {
-	Name             *string   `json:"name"`
-	BaseURL          *string   `json:"baseUrl"`
-	APIToken         *string   `json:"apiToken"`
+	Name     *string `json:"name"`
+	BaseURL  *string `json:"baseUrl"`
+	APIToken *string `json:"apiToken"`
+	// EventsKey (write-only, 16 to 200 characters; "" removes it) authenticates Qualtrics'
+	// event-subscription posts to POST …/{id}/events?key=….
+	EventsKey        *string   `json:"eventsKey"`
 	IncrementalEvery *Duration `json:"incrementalEvery"`
 	FullEvery        *Duration `json:"fullEvery"`
 	ExpiryLead       *Duration `json:"expiryLead"`
@@ -115,6 +118,15 @@ func (r *ConnectionRequest) Validate(policy qualtrics.HostPolicy, current *Conne
 			add("apiToken", "too_large", fmt.Sprintf("must be at most %d characters", MaxTokenLen))
 		case strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }):
 			add("apiToken", "invalid_token", "must not contain spaces or control characters")
+		}
+	}
+	if r.EventsKey != nil && *r.EventsKey != "" {
+		k := *r.EventsKey
+		switch {
+		case len(k) < 16 || len(k) > 200:
+			add("eventsKey", "out_of_range", "must be 16 to 200 characters (or \"\" to remove it)")
+		case strings.Trim(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~") != "":
+			add("eventsKey", "invalid_characters", "use letters, digits and -_.~ only (it travels in a URL)")
 		}
 	}
 	inc, full, lead := c.IncrementalEvery.D(), c.FullEvery.D(), c.ExpiryLead.D()

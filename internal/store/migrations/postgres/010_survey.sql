@@ -6,6 +6,7 @@ CREATE TABLE survey_connections (
     base_url            TEXT NOT NULL,
     sealed_token        BYTEA NOT NULL,
     token_last4         TEXT NOT NULL,
+    sealed_events_key   BYTEA,
     brand_id            TEXT NOT NULL DEFAULT '',
     incremental_every   BIGINT NOT NULL,
     full_every          BIGINT NOT NULL,

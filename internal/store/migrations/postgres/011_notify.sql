@@ -20,12 +20,15 @@ CREATE TABLE notifications (
     id            TEXT PRIMARY KEY,
     type          TEXT NOT NULL,
     connection_id TEXT NOT NULL,
+    subject       TEXT NOT NULL DEFAULT '',
     occurred_at   BIGINT NOT NULL,
     body          TEXT NOT NULL,
     text          TEXT NOT NULL,
     links         TEXT NOT NULL,
     created_at    BIGINT NOT NULL
 );
+
+CREATE INDEX notifications_subject ON notifications (connection_id, subject);
 
 CREATE TABLE notification_deliveries (
     id               TEXT PRIMARY KEY,

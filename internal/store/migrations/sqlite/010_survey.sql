@@ -6,6 +6,7 @@ CREATE TABLE survey_connections (
     base_url            TEXT NOT NULL,
     sealed_token        BLOB NOT NULL,
     token_last4         TEXT NOT NULL,
+    sealed_events_key   BLOB,
     brand_id            TEXT NOT NULL DEFAULT '',
     incremental_every   INTEGER NOT NULL,
     full_every          INTEGER NOT NULL,
