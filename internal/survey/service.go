@@ -180,7 +180,7 @@ func (s *Service) Test(ctx context.Context, id string) (TestResult, error) {
 	if err != nil {
 		return TestResult{}, fmt.Errorf("test %s: %w", c.ID, err)
 	}
-	sess, err := s.Client.Open(c.BaseURL, tok, Budget{Max: 1})
+	sess, err := s.Client.Open(c.BaseURL, tok, Budget{Max: 3}) // whoami, and two retries after a 429
 	if err != nil {
 		return TestResult{}, err
 	}

@@ -255,12 +255,17 @@ func (s *Syncer) fetchWith(ctx context.Context, sess *Session, c Connection, mod
 		}
 	}
 	for _, ws := range surveys {
-		sv := ws.survey(c.ID)
-		var det wireSurveyDetail
-		if err := sess.Get(ctx, "surveys/"+url.PathEscape(sv.ID), nil, &det); err != nil {
-			return nil, "", err
+		if ws.Expiration == nil { // a list element: the survey-level expiry is in the details
+			id := ws.ID
+			if err := sess.Get(ctx, "surveys/"+url.PathEscape(string(id)), nil, &ws); err != nil {
+				return nil, "", err
+			}
+			ws.ID = id
+			if ws.Expiration == nil {
+				ws.Expiration = &wireExpiration{}
+			}
 		}
-		sv.ExpiresAt = det.Expiration.EndDate.t
+		sv := ws.survey(c.ID)
 		sd := SurveyData{Survey: sv}
 		wds, err := List[wireDistribution](ctx, sess, "distributions", url.Values{"surveyId": {sv.ID}})
 		if err != nil {

@@ -146,6 +146,12 @@ func TestSyncFullThenIncremental(t *testing.T) {
 	if got := recipients(t, e.db, simulator.BrandDistPulse); got["alice@example.com"] != "SurveyFinished" {
 		t.Fatalf("incremental sync missed alice finishing: %v", got)
 	}
+	// The survey refreshed for its live distribution keeps its dates and name (GET
+	// surveys/{id} says lastModifiedDate where the list says lastModified).
+	if sv, _, err := e.db.GetSurvey(context.Background(), simulator.BrandSurveyPulse); err != nil || sv.LastModified.Year() < 2000 ||
+		sv.CreationDate.Year() < 2000 || sv.Name != "Quarterly Pulse" || !sv.IsActive {
+		t.Errorf("pulse after incremental: %+v %v", sv, err)
+	}
 	// The expired distribution's history was not fetched again, and its data is still there.
 	if got := recipients(t, e.db, simulator.BrandDistOld); len(got) != 2 {
 		t.Errorf("old distribution after incremental: %v", got)

@@ -65,26 +65,35 @@ func (w wireUser) user() User {
 		LastName: string(w.LastName), UserType: string(w.UserType), AccountStatus: string(w.AccountStatus), DivisionID: string(w.DivisionID)}
 }
 
+// wireSurvey is an element of GET surveys or, with Expiration, GET surveys/{id} — which
+// names the modification date lastModifiedDate.
 type wireSurvey struct {
-	ID           str   `json:"id"`
-	Name         str   `json:"name"`
-	OwnerID      str   `json:"ownerId"`
-	LastModified qtime `json:"lastModified"`
-	CreationDate qtime `json:"creationDate"`
-	IsActive     bool  `json:"isActive"`
+	ID               str   `json:"id"`
+	Name             str   `json:"name"`
+	OwnerID          str   `json:"ownerId"`
+	LastModified     qtime `json:"lastModified"`
+	LastModifiedDate qtime `json:"lastModifiedDate"`
+	CreationDate     qtime `json:"creationDate"`
+	IsActive         bool  `json:"isActive"`
+	Expiration       *wireExpiration `json:"expiration"`
+}
+
+type wireExpiration struct {
+	StartDate qtime `json:"startDate"`
+	EndDate   qtime `json:"endDate"`
 }
 
 func (w wireSurvey) survey(connID string) Survey {
-	return Survey{ID: string(w.ID), ConnectionID: connID, Name: string(w.Name), OwnerID: string(w.OwnerID),
-		LastModified: w.LastModified.or(time.Time{}), CreationDate: w.CreationDate.or(time.Time{}), IsActive: w.IsActive}
-}
-
-// wireSurveyDetail is GET surveys/{id}: only the survey-level expiry is used.
-type wireSurveyDetail struct {
-	Expiration struct {
-		StartDate qtime `json:"startDate"`
-		EndDate   qtime `json:"endDate"`
-	} `json:"expiration"`
+	lm := w.LastModified
+	if lm.t == nil {
+		lm = w.LastModifiedDate
+	}
+	sv := Survey{ID: string(w.ID), ConnectionID: connID, Name: string(w.Name), OwnerID: string(w.OwnerID),
+		LastModified: lm.or(time.Time{}), CreationDate: w.CreationDate.or(time.Time{}), IsActive: w.IsActive}
+	if w.Expiration != nil {
+		sv.ExpiresAt = w.Expiration.EndDate.t
+	}
+	return sv
 }
 
 type wireDistribution struct {
