@@ -68,13 +68,13 @@ func (w wireUser) user() User {
 // wireSurvey is an element of GET surveys or, with Expiration, GET surveys/{id} — which
 // names the modification date lastModifiedDate.
 type wireSurvey struct {
-	ID               str   `json:"id"`
-	Name             str   `json:"name"`
-	OwnerID          str   `json:"ownerId"`
-	LastModified     qtime `json:"lastModified"`
-	LastModifiedDate qtime `json:"lastModifiedDate"`
-	CreationDate     qtime `json:"creationDate"`
-	IsActive         bool  `json:"isActive"`
+	ID               str             `json:"id"`
+	Name             str             `json:"name"`
+	OwnerID          str             `json:"ownerId"`
+	LastModified     qtime           `json:"lastModified"`
+	LastModifiedDate qtime           `json:"lastModifiedDate"`
+	CreationDate     qtime           `json:"creationDate"`
+	IsActive         bool            `json:"isActive"`
 	Expiration       *wireExpiration `json:"expiration"`
 }
 
