@@ -11,6 +11,7 @@ import "net/http"
 //	PUT  /_control/brands/{id}/throttle             {"endpoint","n","retryAfter"}
 //	PUT  /_control/brands/{id}/revoked              {"revoked"}
 func (s *Simulator) brandRoutes(mux *http.ServeMux) {
+	s.hookRoutes(mux) // hooks.go
 	mux.HandleFunc("PUT /_control/brands/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var body struct{ Token string }
 		if !decodeControl(w, r, &body) {

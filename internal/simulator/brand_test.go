@@ -187,3 +187,26 @@ func TestBrandEventSubscriptions(t *testing.T) {
 		t.Errorf("posts %+v", posts)
 	}
 }
+
+func TestHooksRecordNotifications(t *testing.T) {
+	_, srv := startSim(t, Config{})
+	req, _ := http.NewRequest("POST", srv.URL+"/_hooks/demo", strings.NewReader(`{"type":"survey.request"}`))
+	req.Header.Set("webhook-id", "ntf_1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("post: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	resp, _ = http.Post(srv.URL+"/_hooks/demo", "application/json", strings.NewReader(`not json`))
+	if resp.StatusCode != 400 {
+		t.Errorf("non-JSON: %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+	resp, _ = http.Get(srv.URL + "/_hooks/demo")
+	var got struct{ Hits []struct{ WebhookID string } }
+	_ = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if len(got.Hits) != 1 || got.Hits[0].WebhookID != "ntf_1" {
+		t.Fatalf("hits %+v", got)
+	}
+}
