@@ -44,6 +44,7 @@ func TestSurveyConnectionsOperatorAPI(t *testing.T) {
 		{"not API v3", map[string]any{"name": "x", "baseUrl": "https://fra1.qualtrics.com/API/v2/", "apiToken": "abcdefgh1"}, "baseUrl", "invalid_base_url"},
 		{"lead too short", map[string]any{"name": "x", "baseUrl": "https://fra1.qualtrics.com/API/v3/", "apiToken": "abcdefgh1", "expiryLead": "10m"}, "expiryLead", "out_of_range"},
 		{"full before incremental", map[string]any{"name": "x", "baseUrl": "https://fra1.qualtrics.com/API/v3/", "apiToken": "abcdefgh1", "incrementalEvery": "2h", "fullEvery": "1h"}, "fullEvery", "out_of_range"},
+		{"ratio above 1", map[string]any{"name": "x", "baseUrl": "https://fra1.qualtrics.com/API/v3/", "apiToken": "abcdefgh1", "lowCompletionBelow": 1.5}, "lowCompletionBelow", "out_of_range"},
 		{"blank name", map[string]any{"name": " ", "baseUrl": "https://fra1.qualtrics.com/API/v3/", "apiToken": "abcdefgh1"}, "name", "required"},
 	} {
 		st, body, _ := n.do("POST", "/v1/survey-connections", op, tc.body)

@@ -57,7 +57,7 @@ func oaSurveyWatch(t *testing.T, spec *oaSpec, e *deliveryEnv) {
 	spec.call(t, base, oaReq{method: "GET", route: rci, path: rc + "/svc_nope", key: op, want: 404})
 	spec.call(t, base, oaReq{method: "GET", route: rci, path: p, key: sup, want: 403})
 	spec.call(t, base, oaReq{method: "GET", route: rci, path: p, want: 401})
-	spec.call(t, base, oaReq{method: "PATCH", route: rci, path: p, key: op, body: map[string]any{"incrementalEvery": "30m"}, want: 200, validBody: true})
+	spec.call(t, base, oaReq{method: "PATCH", route: rci, path: p, key: op, body: map[string]any{"incrementalEvery": "30m", "lowCompletionBelow": 0.4, "bounceRateAbove": 0.05}, want: 200, validBody: true})
 	spec.call(t, base, oaReq{method: "PATCH", route: rci, path: p, key: op, body: map[string]any{"name": "y"}, header: map[string]string{"If-Match": `"1"`}, want: 409, validBody: true})
 	spec.call(t, base, oaReq{method: "PATCH", route: rci, path: p, key: op, body: map[string]any{"expiryLead": "1m"}, want: 422, validBody: true})
 	spec.call(t, base, oaReq{method: "PATCH", route: rci, path: p, key: op, body: `{"name":`, want: 400})

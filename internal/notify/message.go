@@ -7,10 +7,13 @@ const (
 	TypeSurveyRequest  = "survey.request"
 	TypeSurveyExpiring = "survey.expiring"
 	TypeSurveyStats    = "survey.stats"
+	// Threshold alerts on a distribution's health, for brand admins.
+	TypeLowCompletion = "survey.lowCompletion"
+	TypeBounceSpike   = "survey.bounceSpike"
 )
 
 // Types lists every event type.
-var Types = []string{TypeSurveyRequest, TypeSurveyExpiring, TypeSurveyStats}
+var Types = []string{TypeSurveyRequest, TypeSurveyExpiring, TypeSurveyStats, TypeLowCompletion, TypeBounceSpike}
 
 // Message is one notification, produced by a domain (survey watch) and delivered to every
 // channel subscribed to its Type (and, when the channel names connections, its ConnectionID).

@@ -16,7 +16,8 @@ import (
 // API v3 data, which a successful sync replaces in the transaction that records it.
 
 const surveyConnColumns = `id, name, base_url, sealed_token, token_last4, sealed_events_key, brand_id, incremental_every, full_every,
-	expiry_lead, version, created_at, updated_at, deleted_at, sync_requested_at, last_incremental_at, last_full_at, surveys_since`
+	expiry_lead, low_completion_below, bounce_rate_above, version, created_at, updated_at, deleted_at, sync_requested_at,
+	last_incremental_at, last_full_at, surveys_since`
 
 func nullMS(t *time.Time) sql.NullInt64 {
 	if t == nil {
@@ -29,7 +30,7 @@ func scanSurveyConn(row interface{ Scan(...any) error }) (survey.Connection, err
 	var c survey.Connection
 	var inc, full, lead, created, updated int64
 	var deleted, req, lastInc, lastFull, since sql.NullInt64
-	if err := row.Scan(&c.ID, &c.Name, &c.BaseURL, &c.Sealed, &c.TokenEnd, &c.EventsKeySealed, &c.BrandID, &inc, &full, &lead, &c.Version,
+	if err := row.Scan(&c.ID, &c.Name, &c.BaseURL, &c.Sealed, &c.TokenEnd, &c.EventsKeySealed, &c.BrandID, &inc, &full, &lead, &c.LowCompletionBelow, &c.BounceRateAbove, &c.Version,
 		&created, &updated, &deleted, &req, &lastInc, &lastFull, &since); err != nil {
 		return c, err
 	}
@@ -45,9 +46,9 @@ func scanSurveyConn(row interface{ Scan(...any) error }) (survey.Connection, err
 // CreateSurveyConnection inserts c; survey.ErrNameTaken on a live name clash.
 func (s *DB) CreateSurveyConnection(ctx context.Context, c survey.Connection) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO survey_connections (`+surveyConnColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, NULL, NULL)`,
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, NULL, NULL, NULL, NULL)`,
 		c.ID, c.Name, c.BaseURL, c.Sealed, c.TokenEnd, c.EventsKeySealed, c.BrandID, c.IncrementalEvery.D().Milliseconds(), c.FullEvery.D().Milliseconds(),
-		c.ExpiryLead.D().Milliseconds(), c.Version, ms(c.CreatedAt), ms(c.UpdatedAt))
+		c.ExpiryLead.D().Milliseconds(), c.LowCompletionBelow, c.BounceRateAbove, c.Version, ms(c.CreatedAt), ms(c.UpdatedAt))
 	if isUniqueViolation(err) {
 		return survey.ErrNameTaken
 	}
@@ -136,10 +137,11 @@ func (s *DB) lastSync(ctx context.Context, connID, outcome string) (*survey.Sync
 // UpdateSurveyConnection replaces the configuration of c.ID at expectVersion.
 func (s *DB) UpdateSurveyConnection(ctx context.Context, c survey.Connection, expectVersion int64) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE survey_connections SET name = $1, base_url = $2, sealed_token = $3, token_last4 = $4,
-    incremental_every = $5, full_every = $6, expiry_lead = $7, version = $8, updated_at = $9, sealed_events_key = $10
-WHERE id = $11 AND deleted_at IS NULL AND version = $12`,
+    incremental_every = $5, full_every = $6, expiry_lead = $7, version = $8, updated_at = $9, sealed_events_key = $10,
+    low_completion_below = $11, bounce_rate_above = $12
+WHERE id = $13 AND deleted_at IS NULL AND version = $14`,
 		c.Name, c.BaseURL, c.Sealed, c.TokenEnd, c.IncrementalEvery.D().Milliseconds(), c.FullEvery.D().Milliseconds(),
-		c.ExpiryLead.D().Milliseconds(), c.Version, ms(c.UpdatedAt), c.EventsKeySealed, c.ID, expectVersion)
+		c.ExpiryLead.D().Milliseconds(), c.Version, ms(c.UpdatedAt), c.EventsKeySealed, c.LowCompletionBelow, c.BounceRateAbove, c.ID, expectVersion)
 	if isUniqueViolation(err) {
 		return survey.ErrNameTaken
 	}

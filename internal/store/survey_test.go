@@ -29,7 +29,7 @@ var sv0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 func svConn(id, name string) survey.Connection {
 	return survey.Connection{ID: id, Name: name, BaseURL: "https://iad1.qualtrics.com/API/v3/", Sealed: []byte{1, 2, 3}, TokenEnd: "abcd",
 		IncrementalEvery: survey.Duration(15 * time.Minute), FullEvery: survey.Duration(time.Hour), ExpiryLead: survey.Duration(24 * time.Hour),
-		Version: 1, CreatedAt: sv0, UpdatedAt: sv0}
+		LowCompletionBelow: 0.25, BounceRateAbove: 0.125, Version: 1, CreatedAt: sv0, UpdatedAt: sv0}
 }
 
 func testSurveyConnections(t *testing.T, db *DB) {
@@ -41,7 +41,7 @@ func testSurveyConnections(t *testing.T, db *DB) {
 		t.Fatalf("duplicate name: %v", err)
 	}
 	c, err := db.GetSurveyConnection(ctx, "svc_1")
-	if err != nil || c.ExpiryLead.D() != 24*time.Hour || c.LastSync != nil || string(c.Sealed) != "\x01\x02\x03" {
+	if err != nil || c.ExpiryLead.D() != 24*time.Hour || c.LowCompletionBelow != 0.25 || c.BounceRateAbove != 0.125 || c.LastSync != nil || string(c.Sealed) != "\x01\x02\x03" {
 		t.Fatalf("get: %+v %v", c, err)
 	}
 	c.Name, c.Version = "b", 2

@@ -19,13 +19,18 @@ type Connection struct {
 	EventsKeySealed []byte `json:"-"`
 	EventsKeySet    bool   `json:"eventsKeySet"`
 	// BrandID is learnt from whoami (test or sync); it builds the "review distributions" link.
-	BrandID          string    `json:"brandId"`
-	IncrementalEvery Duration  `json:"incrementalEvery"`
-	FullEvery        Duration  `json:"fullEvery"`
-	ExpiryLead       Duration  `json:"expiryLead"`
-	Version          int64     `json:"version"`
-	CreatedAt        time.Time `json:"createdAt"`
-	UpdatedAt        time.Time `json:"updatedAt"`
+	BrandID          string   `json:"brandId"`
+	IncrementalEvery Duration `json:"incrementalEvery"`
+	FullEvery        Duration `json:"fullEvery"`
+	ExpiryLead       Duration `json:"expiryLead"`
+	// Threshold alerts (0: off): survey.lowCompletion when finished/sent is below
+	// LowCompletionBelow at the stats moment; survey.bounceSpike when (bounced+complaints)/sent
+	// exceeds BounceRateAbove with at least MinSentForBounceAlert sent.
+	LowCompletionBelow float64   `json:"lowCompletionBelow"`
+	BounceRateAbove    float64   `json:"bounceRateAbove"`
+	Version            int64     `json:"version"`
+	CreatedAt          time.Time `json:"createdAt"`
+	UpdatedAt          time.Time `json:"updatedAt"`
 
 	// Schedule state, kept by the store and shown read-only.
 	SyncRequestedAt   *time.Time `json:"syncRequestedAt"`

@@ -92,6 +92,12 @@ func (n Notice) message() (notify.Message, error) {
 		m.Text = fmt.Sprintf("New survey for %s: %q, %s.", n.Recipient.Email, n.Survey.Name, due)
 	case notify.TypeSurveyExpiring:
 		m.Text = fmt.Sprintf("Survey about to expire for %s: %q, %s.", n.Recipient.Email, n.Survey.Name, due)
+	case notify.TypeLowCompletion:
+		s := n.Distribution.Stats
+		m.Text = fmt.Sprintf("Low completion on %q: %d out of %d completed, %s.", n.Survey.Name, s.Finished, s.Sent, strings.Replace(due, "due", "links expire", 1))
+	case notify.TypeBounceSpike:
+		s := n.Distribution.Stats
+		m.Text = fmt.Sprintf("Delivery problems on %q: %d bounced and %d complaints out of %d sent.", n.Survey.Name, s.Bounced, s.Complaints, s.Sent)
 	case notify.TypeSurveyStats:
 		s := n.Distribution.Stats
 		m.Text = fmt.Sprintf("%q: %d out of %d completed (opened %d, started %d, bounced %d, failed %d, complaints %d), %s.",
@@ -100,7 +106,7 @@ func (n Notice) message() (notify.Message, error) {
 	if n.Links.Respond != nil && *n.Links.Respond != "" {
 		m.Links = append(m.Links, notify.Link{Label: "Respond to Survey in Qualtrics", URL: *n.Links.Respond})
 	}
-	if n.Type == notify.TypeSurveyStats && n.Links.Review != "" {
+	if n.Distribution != nil && n.Links.Review != "" {
 		m.Links = append(m.Links, notify.Link{Label: "Review Distributions", URL: n.Links.Review})
 	}
 	return m, nil

@@ -15,7 +15,10 @@ import (
 //   - survey.expiring: such a recipient (or one still Pending delivery is not told: they have
 //     no email yet) whose due date — the earlier of the link's and the survey's expiry — falls
 //     within expiryLead; never once they finished.
-//   - survey.stats: a distribution whose links expire within expiryLead, for brand admins.
+//   - survey.stats: a distribution whose links expire within expiryLead, for brand admins;
+//     with it survey.lowCompletion when finished/sent is below lowCompletionBelow.
+//   - survey.bounceSpike: a live distribution's (bounced+complaints)/sent above
+//     bounceRateAbove (at least MinSentForBounceAlert sent), once per distribution.
 func Rules(c Connection, recipients []Recipient, expiring []DistributionView, now time.Time) []Notice {
 	lead := c.ExpiryLead.D()
 	var out []Notice
@@ -57,23 +60,38 @@ func Rules(c Connection, recipients []Recipient, expiring []DistributionView, no
 		}
 	}
 	for _, d := range expiring {
-		if d.LinkExpiresAt == nil || !d.LinkExpiresAt.After(now) || d.LinkExpiresAt.After(now.Add(lead)) {
+		links := SurveyLinks(c.BaseURL, c.BrandID, d.SurveyID)
+		admin := func(typ string, at time.Time, subject ...string) Notice {
+			return Notice{
+				ID:           NoticeID(typ, c.ID, append([]string{d.ID}, subject...)...),
+				Type:         typ,
+				OccurredAt:   at,
+				ConnectionID: c.ID,
+				Survey:       NoticeSurvey{ID: d.SurveyID, Name: d.SurveyName},
+				Distribution: &NoticeDistribution{ID: d.ID, SentAt: d.SendDate, ExpiresAt: d.LinkExpiresAt, Stats: d.Stats},
+				ExpiresAt:    d.LinkExpiresAt,
+				Links:        NoticeLinks{Survey: links.Survey, Review: links.Review},
+			}
+		}
+		live := d.LinkExpiresAt == nil || d.LinkExpiresAt.After(now)
+		if s := d.Stats; c.BounceRateAbove > 0 && live && s.Sent >= MinSentForBounceAlert &&
+			float64(s.Bounced+s.Complaints)/float64(s.Sent) > c.BounceRateAbove {
+			out = append(out, admin(notify.TypeBounceSpike, now))
+		}
+		if d.LinkExpiresAt == nil || !live || d.LinkExpiresAt.After(now.Add(lead)) {
 			continue
 		}
-		links := SurveyLinks(c.BaseURL, c.BrandID, d.SurveyID)
-		out = append(out, Notice{
-			ID:           NoticeID(notify.TypeSurveyStats, c.ID, d.ID, stamp(d.LinkExpiresAt)),
-			Type:         notify.TypeSurveyStats,
-			OccurredAt:   d.LinkExpiresAt.Add(-lead),
-			ConnectionID: c.ID,
-			Survey:       NoticeSurvey{ID: d.SurveyID, Name: d.SurveyName},
-			Distribution: &NoticeDistribution{ID: d.ID, SentAt: d.SendDate, ExpiresAt: d.LinkExpiresAt, Stats: d.Stats},
-			ExpiresAt:    d.LinkExpiresAt,
-			Links:        NoticeLinks{Survey: links.Survey, Review: links.Review},
-		})
+		at := d.LinkExpiresAt.Add(-lead)
+		out = append(out, admin(notify.TypeSurveyStats, at, stamp(d.LinkExpiresAt)))
+		if s := d.Stats; c.LowCompletionBelow > 0 && s.Sent > 0 && float64(s.Finished)/float64(s.Sent) < c.LowCompletionBelow {
+			out = append(out, admin(notify.TypeLowCompletion, at, stamp(d.LinkExpiresAt)))
+		}
 	}
 	return out
 }
+
+// MinSentForBounceAlert is the fewest emails sent before a bounce rate means anything.
+const MinSentForBounceAlert = 10
 
 // Subject names a recipient of a distribution in notifications (notify.Message.Subject).
 func Subject(distID, contactID string) string { return distID + "/" + contactID }

@@ -191,3 +191,34 @@ func TestRulesLeadTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesThresholds: survey.lowCompletion at the stats moment when finished/sent is below
+// the ratio; survey.bounceSpike on a live distribution above the bounce ratio; off at 0.
+func TestRulesThresholds(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { v := now.Add(d); return &v }
+	c := survey.Connection{ID: "svc_1", ExpiryLead: survey.Duration(24 * time.Hour), LowCompletionBelow: 0.5, BounceRateAbove: 0.1}
+	ds := []survey.DistributionView{
+		{Distribution: survey.Distribution{ID: "EMD_low", LinkExpiresAt: at(20 * time.Hour), Stats: survey.Stats{Sent: 100, Finished: 30}}},
+		{Distribution: survey.Distribution{ID: "EMD_ok", LinkExpiresAt: at(20 * time.Hour), Stats: survey.Stats{Sent: 100, Finished: 60}}},
+		{Distribution: survey.Distribution{ID: "EMD_later", LinkExpiresAt: at(72 * time.Hour), Stats: survey.Stats{Sent: 100, Finished: 1, Bounced: 8, Complaints: 4}}},
+		{Distribution: survey.Distribution{ID: "EMD_few", LinkExpiresAt: at(72 * time.Hour), Stats: survey.Stats{Sent: 5, Bounced: 5}}},
+		{Distribution: survey.Distribution{ID: "EMD_gone", LinkExpiresAt: at(-time.Hour), Stats: survey.Stats{Sent: 100, Bounced: 90}}},
+	}
+	got := map[string][]string{}
+	for _, n := range survey.Rules(c, nil, ds, now) {
+		got[n.Type] = append(got[n.Type], n.Distribution.ID)
+	}
+	want := map[string][]string{"survey.stats": {"EMD_low", "EMD_ok"}, "survey.lowCompletion": {"EMD_low"}, "survey.bounceSpike": {"EMD_later"}}
+	for k, v := range want {
+		if !slices.Equal(got[k], v) {
+			t.Errorf("%s: %v, want %v", k, got[k], v)
+		}
+	}
+	c.LowCompletionBelow, c.BounceRateAbove = 0, 0
+	for _, n := range survey.Rules(c, nil, ds, now) {
+		if n.Type != "survey.stats" {
+			t.Errorf("thresholds off, yet %s for %s", n.Type, n.Distribution.ID)
+		}
+	}
+}

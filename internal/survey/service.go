@@ -130,7 +130,8 @@ func (s *Service) Update(ctx context.Context, id string, r ConnectionRequest, ex
 			return Connection{}, err
 		}
 	} else if r.EventsKey == nil && next.Name == cur.Name && next.BaseURL == cur.BaseURL && next.IncrementalEvery == cur.IncrementalEvery &&
-		next.FullEvery == cur.FullEvery && next.ExpiryLead == cur.ExpiryLead {
+		next.FullEvery == cur.FullEvery && next.ExpiryLead == cur.ExpiryLead &&
+		next.LowCompletionBelow == cur.LowCompletionBelow && next.BounceRateAbove == cur.BounceRateAbove {
 		return cur, nil
 	}
 	next.Version = cur.Version + 1

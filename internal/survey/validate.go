@@ -24,6 +24,9 @@ type ConnectionRequest struct {
 	IncrementalEvery *Duration `json:"incrementalEvery"`
 	FullEvery        *Duration `json:"fullEvery"`
 	ExpiryLead       *Duration `json:"expiryLead"`
+	// LowCompletionBelow and BounceRateAbove are ratios from 0 (off) to 1.
+	LowCompletionBelow *float64 `json:"lowCompletionBelow"`
+	BounceRateAbove    *float64 `json:"bounceRateAbove"`
 	// Version, on PATCH, is the version the change was based on.
 	Version *int64 `json:"version"`
 }
@@ -67,6 +70,12 @@ func (r *ConnectionRequest) Apply(base Connection) Connection {
 	}
 	if r.ExpiryLead != nil {
 		c.ExpiryLead = *r.ExpiryLead
+	}
+	if r.LowCompletionBelow != nil {
+		c.LowCompletionBelow = *r.LowCompletionBelow
+	}
+	if r.BounceRateAbove != nil {
+		c.BounceRateAbove = *r.BounceRateAbove
 	}
 	return c
 }
@@ -141,6 +150,14 @@ func (r *ConnectionRequest) Validate(policy qualtrics.HostPolicy, current *Conne
 	}
 	if lead < MinExpiryLead || lead > MaxExpiryLead {
 		add("expiryLead", "out_of_range", fmt.Sprintf("must be from %s to %s", MinExpiryLead, MaxExpiryLead))
+	}
+	for _, f := range []struct {
+		path string
+		v    float64
+	}{{"lowCompletionBelow", c.LowCompletionBelow}, {"bounceRateAbove", c.BounceRateAbove}} {
+		if !(f.v >= 0 && f.v <= 1) {
+			add(f.path, "out_of_range", "must be a ratio from 0 (off) to 1")
+		}
 	}
 	return problems
 }

@@ -11,6 +11,8 @@ CREATE TABLE survey_connections (
     incremental_every   BIGINT NOT NULL,
     full_every          BIGINT NOT NULL,
     expiry_lead         BIGINT NOT NULL,
+    low_completion_below DOUBLE PRECISION NOT NULL DEFAULT 0,
+    bounce_rate_above   DOUBLE PRECISION NOT NULL DEFAULT 0,
     version             BIGINT NOT NULL,
     created_at          BIGINT NOT NULL,
     updated_at          BIGINT NOT NULL,

@@ -11,6 +11,8 @@ CREATE TABLE survey_connections (
     incremental_every   INTEGER NOT NULL,
     full_every          INTEGER NOT NULL,
     expiry_lead         INTEGER NOT NULL,
+    low_completion_below REAL NOT NULL DEFAULT 0,
+    bounce_rate_above   REAL NOT NULL DEFAULT 0,
     version             INTEGER NOT NULL,
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
