@@ -163,7 +163,7 @@ func (a *App) routes() *gin.Engine {
 	sup := &support.Handlers{Store: a.store, Circuits: circuits{a}, Now: time.Now}
 	sup.Register(v1.Group("", access.Require(a.auth, access.RoleSupport)))
 	sup.RegisterStats(v1.Group("", access.Require(a.auth, access.RoleSupport, access.RoleOperator)))
-	a.survey.register(v1, a.auth)
+	a.survey.register(e, v1, a.auth)
 	return e
 }
 

@@ -60,7 +60,8 @@ func newSurveyWatch(a *App, box *destination.Box, policy qualtrics.HostPolicy) *
 	return w
 }
 
-func (w *surveyWatch) register(v1 *gin.RouterGroup, auth *access.Authenticator) {
+func (w *surveyWatch) register(e *gin.Engine, v1 *gin.RouterGroup, auth *access.Authenticator) {
+	survey.RegisterUI(e)
 	op := v1.Group("", access.Require(auth, access.RoleOperator))
 	(&survey.Handlers{Service: w.conns}).Register(op)
 	(&notify.Handlers{Service: w.channels}).Register(op)

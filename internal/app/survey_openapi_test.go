@@ -12,6 +12,12 @@ import (
 // must match the documented statuses and schemas.
 func oaSurveyWatch(t *testing.T, spec *oaSpec, e *deliveryEnv) {
 	base, op, sup := e.base, e.operator, e.support
+	for _, r := range []string{"/ui/surveys", "/ui/surveys.js"} {
+		res := spec.call(t, base, oaReq{method: "GET", route: r, want: 200})
+		if len(res.body) < 100 || !strings.Contains(res.header.Get("Content-Security-Policy"), "default-src 'self'") {
+			t.Errorf("%s: %d bytes, CSP %q", r, len(res.body), res.header.Get("Content-Security-Policy"))
+		}
+	}
 	e.sim.AddBrand("oabrand", "oa-brand-token-1")
 	const (
 		rc  = "/v1/survey-connections"
