@@ -94,6 +94,9 @@ func (s *DB) ListSurveyConnections(ctx context.Context) ([]survey.Connection, er
 	return out, nil
 }
 
+// SyncRunRetention is how long sync runs are kept (the last good one always is).
+const SyncRunRetention = 7 * 24 * time.Hour
+
 const syncRunColumns = `id, connection_id, mode, node_id, started_at, ended_at, outcome, counts, requests, error`
 
 func (s *DB) withLastSyncs(ctx context.Context, c *survey.Connection) error {
@@ -245,6 +248,12 @@ func (s *DB) FinishSurveySync(ctx context.Context, r survey.SyncRun, snap *surve
 		if _, err := tx.ExecContext(ctx, `UPDATE survey_sync_runs SET ended_at = $1, outcome = $2, counts = $3, requests = $4, error = $5 WHERE id = $6`,
 			nullMS(r.EndedAt), r.Outcome, string(counts), r.Requests, r.Error, r.ID); err != nil {
 			return fmt.Errorf("finish survey sync: %w", err)
+		}
+		// Keep a week of runs per connection, and always the last good one.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM survey_sync_runs WHERE connection_id = $1 AND started_at < $2 AND id <> $3
+    AND id <> COALESCE((SELECT g.id FROM survey_sync_runs g WHERE g.connection_id = $1 AND g.outcome = 'succeeded'
+        ORDER BY g.started_at DESC, g.id DESC LIMIT 1), '')`, r.ConnectionID, ms(r.StartedAt.Add(-SyncRunRetention)), r.ID); err != nil {
+			return fmt.Errorf("prune survey syncs: %w", err)
 		}
 		if snap == nil {
 			return nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +152,25 @@ func testSurveySync(t *testing.T, db *DB) {
 	}
 	if live, _ := db.LiveDistributions(ctx, "svc_1", sv0.Add(21*time.Hour)); len(live) != 0 {
 		t.Fatalf("expired distribution is live: %+v", live)
+	}
+	// A week later a failed run prunes the old ones but the last good (syn_3).
+	late := sv0.Add(8 * 24 * time.Hour)
+	run4 := survey.SyncRun{ID: "syn_4", ConnectionID: "svc_1", Mode: "full", Node: "n", StartedAt: late, Outcome: survey.OutcomeRunning}
+	_ = db.StartSurveySync(ctx, run4)
+	run4.EndedAt, run4.Outcome, run4.Error = &late, survey.OutcomeFailed, "x"
+	if err := db.FinishSurveySync(ctx, run4, nil, survey.ScheduleState{}); err != nil {
+		t.Fatal(err)
+	}
+	var runs []string
+	rows, _ := db.db.QueryContext(ctx, `SELECT id FROM survey_sync_runs ORDER BY id`)
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		runs = append(runs, id)
+	}
+	rows.Close()
+	if strings.Join(runs, ",") != "syn_3,syn_4" {
+		t.Fatalf("runs after pruning: %v, want syn_3 (last good) and syn_4", runs)
 	}
 	if err := db.DeleteSurveyConnection(ctx, "svc_1", sv0); err != nil {
 		t.Fatal(err)
