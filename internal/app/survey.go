@@ -45,7 +45,9 @@ func newSurveyWatch(a *App, box *destination.Box, policy qualtrics.HostPolicy) *
 	client := survey.NewClient(survey.ClientOptions{UserAgent: version.UserAgent(), Policy: policy})
 	w := &surveyWatch{}
 	w.sender = &notify.Sender{Store: a.store, Box: box, HTTP: notify.NewHTTPClient(policy), Node: node, UserAgent: version.UserAgent(),
-		Backoff: notify.DefaultBackoff, Tick: notifyTick, OnError: func(err error) { a.log.Warn("notification sender", zap.Error(err)) }}
+		// The delivery engine's retry and breaker settings (QGATE_RETRY_*, QGATE_BREAKER_TIMEOUT).
+		Backoff: notify.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay}, Window: a.cfg.RetryWindow,
+		Breaker: &notify.Breaker{Cooldown: a.cfg.BreakerTimeout}, Tick: notifyTick, OnError: func(err error) { a.log.Warn("notification sender", zap.Error(err)) }}
 	w.sender.Init()
 	outbox := &notify.Outbox{Store: a.store, Wake: w.sender.Wake}
 	syncer := &survey.Syncer{Store: a.store, Box: box, Client: client, Publisher: outbox, Budget: survey.DefaultBudget, Node: node}

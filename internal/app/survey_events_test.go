@@ -38,9 +38,16 @@ func TestSurveyEventPushStopsReminders(t *testing.T) {
 	e.sink.fail = 1 << 20
 	e.sink.mu.Unlock()
 	e.sync(t, c.ID)
-	waitFor(t, "notifications retrying", func() bool {
-		_, body, _ := e.n.do("GET", "/v1/notifications?status=retrying", e.sup, nil)
-		return len(decode[struct{ Deliveries []any }](t, body).Deliveries) == 7
+	waitFor(t, "notifications queued behind the failing receiver", func() bool {
+		queued := 0
+		for _, st := range []string{"pending", "retrying"} {
+			_, body, _ := e.n.do("GET", "/v1/notifications?status="+st, e.sup, nil)
+			queued += len(decode[struct{ Deliveries []any }](t, body).Deliveries)
+		}
+		e.sink.mu.Lock()
+		refused := 1<<20 - e.sink.fail
+		e.sink.mu.Unlock()
+		return queued == 7 && refused > 0
 	})
 
 	e.brand.SetRecipientStatus(simulator.BrandDistPulse, "bob@example.com", "SurveyFinished")

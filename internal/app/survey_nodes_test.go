@@ -65,6 +65,7 @@ func (e *surveyEnv) nodeOn(t *testing.T, databaseURL, dataDir string) *surveyEnv
 	n := startNode(t, func(c *config.Config) {
 		c.AllowPrivateNetworks = true
 		c.SecretKey = strings.Repeat("ef", 32)
+		c.RetryBaseDelay, c.RetryMaxDelay, c.BreakerTimeout = 20*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
 		c.DatabaseURL = databaseURL
 		if dataDir != "" {
 			c.DataDir = dataDir

@@ -137,6 +137,7 @@ func startSurveyEnv(t *testing.T, mutate func(*config.Config)) *surveyEnv {
 	e.n = startNode(t, func(c *config.Config) {
 		c.AllowPrivateNetworks = true
 		c.SecretKey = strings.Repeat("ef", 32)
+		c.RetryBaseDelay, c.RetryMaxDelay, c.BreakerTimeout = 20*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
 		if mutate != nil {
 			mutate(c)
 		}

@@ -37,6 +37,8 @@ type Sender struct {
 	Lease     time.Duration // default 1 min
 	Now       func() time.Time
 	OnError   func(error)
+	// Breaker holds failing channels back (nil: every due delivery is attempted).
+	Breaker *Breaker
 
 	wake chan struct{}
 }
@@ -108,15 +110,30 @@ func (s *Sender) Pass(ctx context.Context) int {
 		s.fail(err)
 		return 0
 	}
+	attempted := 0
 	for _, d := range ds {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := s.Store.RecordNotificationAttempt(context.WithoutCancel(ctx), s.attempt(ctx, d)); err != nil {
+		if s.Breaker != nil {
+			if ok, until := s.Breaker.Allow(d.ChannelID, s.now()); !ok {
+				// Not an attempt: it waits, out of RAM, until the channel may be tried again.
+				if err := s.Store.DeferNotification(context.WithoutCancel(ctx), d.ID, until); err != nil {
+					s.fail(err)
+				}
+				continue
+			}
+		}
+		a, v := s.attempt(ctx, d)
+		attempted++
+		if s.Breaker != nil {
+			s.Breaker.Record(d.ChannelID, v, s.now())
+		}
+		if err := s.Store.RecordNotificationAttempt(context.WithoutCancel(ctx), a); err != nil {
 			s.fail(err)
 		}
 	}
-	return len(ds)
+	return attempted
 }
 
 func (s *Sender) fail(err error) {
@@ -125,8 +142,9 @@ func (s *Sender) fail(err error) {
 	}
 }
 
-// attempt sends d once and returns the attempt with the delivery's next state.
-func (s *Sender) attempt(ctx context.Context, d Delivery) Attempt {
+// attempt sends d once and returns the attempt with the delivery's next state, and what the
+// channel's answer meant.
+func (s *Sender) attempt(ctx context.Context, d Delivery) (Attempt, Verdict) {
 	now := s.now()
 	a := Attempt{DeliveryID: d.ID, N: d.Attempts + 1, At: now}
 	status, h, err := s.send(ctx, d, now)
@@ -142,10 +160,10 @@ func (s *Sender) attempt(ctx context.Context, d Delivery) Attempt {
 	switch v {
 	case Delivered:
 		a.Status = StatusDelivered
-		return a
+		return a, v
 	case Permanent:
 		a.Status = StatusDeadLettered
-		return a
+		return a, v
 	}
 	window := s.Window
 	if window <= 0 {
@@ -161,10 +179,10 @@ func (s *Sender) attempt(ctx context.Context, d Delivery) Attempt {
 		if a.Error == "" {
 			a.Error = "retry window passed"
 		}
-		return a
+		return a, v
 	}
 	a.Status, a.NextAt = StatusRetrying, &next
-	return a
+	return a, v
 }
 
 var errPermanent = errors.New("permanent")

@@ -220,3 +220,50 @@ func TestSenderSlackMessage(t *testing.T) {
 		t.Fatalf("slack got %v", rc.bodies)
 	}
 }
+
+// TestSenderBreakerHoldsFailingChannel: after Threshold failures in a row the channel's
+// deliveries wait (no attempts) until the cooldown ends; one probe then closes the circuit.
+func TestSenderBreakerHoldsFailingChannel(t *testing.T) {
+	e := newSenderEnv(t)
+	rc := newReceiver(t, 503, 503, 503, 503, 503)
+	e.channel(t, "hook", notify.KindWebhook, rc.srv.URL)
+	s := e.sender("node-a")
+	s.Breaker = &notify.Breaker{Threshold: 2, Cooldown: time.Minute}
+	var msgs []notify.Message
+	for _, id := range []string{"ntf_1", "ntf_2", "ntf_3", "ntf_4"} {
+		msgs = append(msgs, msg(id))
+	}
+	_, _ = e.outbox.Publish(context.Background(), msgs)
+	s.Pass(context.Background()) // ntf_1 503, ntf_2 503 → open; ntf_3, ntf_4 held
+	if rc.count() != 2 || s.Breaker.State(e.delivery(t, "ntf_1").ChannelID, e.now) != "open" {
+		t.Fatalf("after two failures: %d received, circuit %s", rc.count(), s.Breaker.State(e.delivery(t, "ntf_1").ChannelID, e.now))
+	}
+	if d := e.delivery(t, "ntf_3"); d.Attempts != 0 || d.NextAt == nil || d.NextAt.Before(e.now.Add(time.Minute)) {
+		t.Fatalf("held delivery: %+v", d)
+	}
+	e.now = e.now.Add(30 * time.Second)
+	if n := s.Pass(context.Background()); n != 0 || rc.count() != 2 {
+		t.Fatalf("attempted %d during the cooldown (%d received)", n, rc.count())
+	}
+	e.now = e.now.Add(31 * time.Second)
+	s.Pass(context.Background()) // half-open: one probe (503) → open for 2 min, the others wait
+	if rc.count() != 3 {
+		t.Fatalf("half-open let %d through, want one probe", rc.count()-2)
+	}
+	e.now = e.now.Add(2*time.Minute + time.Second)
+	rc.mu.Lock()
+	rc.script = nil // the channel recovers
+	rc.mu.Unlock()
+	for range 5 { // the probe closes the circuit; the backed-off ones follow as they fall due
+		s.Pass(context.Background())
+		e.now = e.now.Add(10 * time.Minute)
+	}
+	if st := s.Breaker.State(e.delivery(t, "ntf_1").ChannelID, e.now); st != "closed" {
+		t.Errorf("circuit %s after the channel recovered", st)
+	}
+	for _, id := range []string{"ntf_1", "ntf_2", "ntf_3", "ntf_4"} {
+		if d := e.delivery(t, id); d.Status != notify.StatusDelivered {
+			t.Errorf("%s: %+v", id, d)
+		}
+	}
+}

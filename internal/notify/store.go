@@ -87,6 +87,8 @@ type Store interface {
 	ClaimDueNotifications(ctx context.Context, node string, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
 	// RecordNotificationAttempt stores an attempt and moves its delivery on, releasing the lease.
 	RecordNotificationAttempt(ctx context.Context, a Attempt) error
+	// DeferNotification releases a leased delivery without an attempt, due again at until.
+	DeferNotification(ctx context.Context, id string, until time.Time) error
 	// NotificationDeliveries lists deliveries, newest first.
 	NotificationDeliveries(ctx context.Context, f Filter) ([]Delivery, error)
 	// CancelNotifications cancels the pending and retrying deliveries of the connection's

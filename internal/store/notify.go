@@ -220,6 +220,16 @@ VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, a.DeliveryID, a.N, ms(a
 	})
 }
 
+// DeferNotification releases a leased delivery without an attempt, due again at until.
+func (s *DB) DeferNotification(ctx context.Context, id string, until time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE notification_deliveries SET next_at = $1, lease_owner = '', lease_until = 0
+WHERE id = $2 AND status IN ('pending', 'retrying')`, msCeil(until), id)
+	if err != nil {
+		return fmt.Errorf("defer notification: %w", err)
+	}
+	return nil
+}
+
 // NotificationDeliveries lists deliveries, newest first.
 func (s *DB) NotificationDeliveries(ctx context.Context, f notify.Filter) ([]notify.Delivery, error) {
 	q := `SELECT ` + deliveryColumns + ` FROM notification_deliveries d JOIN notifications n ON n.id = d.notification_id WHERE 1 = 1`
