@@ -9,15 +9,18 @@ import (
 // (POST …/sync), when none ran yet, or fullEvery after the last; else an incremental one
 // incrementalEvery after the last pass of either kind. After a failed sync the next attempt
 // waits RetryFailedAfter (or incrementalEvery when shorter), so a broken token is not hammered.
+//
+// A requested sync runs at once, unless it was already tried and failed: then it too waits.
 func Due(c Connection, now time.Time) (mode string, ok bool) {
-	if c.SyncRequestedAt != nil {
-		return ModeFull, true
-	}
-	if c.LastSync != nil && c.LastSync.Outcome == OutcomeFailed && c.LastSync.EndedAt != nil {
-		wait := min(RetryFailedAfter, c.IncrementalEvery.D())
-		if now.Before(c.LastSync.EndedAt.Add(wait)) {
+	requested := c.SyncRequestedAt != nil
+	if l := c.LastSync; l != nil && l.Outcome == OutcomeFailed && l.EndedAt != nil {
+		tried := !requested || !l.StartedAt.Before(*c.SyncRequestedAt)
+		if tried && now.Before(l.EndedAt.Add(min(RetryFailedAfter, c.IncrementalEvery.D()))) {
 			return "", false
 		}
+	}
+	if requested {
+		return ModeFull, true
 	}
 	if c.LastFullAt == nil || !now.Before(c.LastFullAt.Add(c.FullEvery.D())) {
 		return ModeFull, true

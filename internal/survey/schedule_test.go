@@ -119,6 +119,20 @@ func TestScheduleBacksOffAfterFailure(t *testing.T) {
 	}
 }
 
+// TestScheduleRequestedSyncFailing: a requested sync that fails is not retried on every tick.
+func TestScheduleRequestedSyncFailing(t *testing.T) {
+	got := schedule(t, 11*time.Minute, true, func(f *fakeSched, _ *survey.Scheduler) {
+		c := f.conns["svc_1"]
+		now := time.Now()
+		c.SyncRequestedAt = &now
+		f.conns["svc_1"] = c
+	})
+	want := []syncCall{{"full", 0}, {"full", 5 * time.Minute}, {"full", 10 * time.Minute}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("syncs %v, want %v", got, want)
+	}
+}
+
 func TestScheduleSkipsConnectionClaimedElsewhere(t *testing.T) {
 	got := schedule(t, 30*time.Minute, false, func(f *fakeSched, _ *survey.Scheduler) { f.claims["svc_1"] = "node-b" })
 	if len(got) != 0 {
