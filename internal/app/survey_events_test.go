@@ -79,6 +79,13 @@ func TestSurveyEventPushStopsReminders(t *testing.T) {
 	if !slices.Equal(got["survey.expiring"], []string{"alice@example.com"}) || len(got["survey.request"]) != 3 || len(got["survey.stats"]) != 1 {
 		t.Fatalf("after recovery: %v", got)
 	}
+	// Secrets and emails never reach the logs (debug level here).
+	logs := e.n.logs.String()
+	for _, secret := range []string{key, surveyBrandToken, e.sink.secret, "@example.com"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the logs contain %q", secret)
+		}
+	}
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

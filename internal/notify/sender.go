@@ -88,7 +88,9 @@ func (s *Sender) Run(ctx context.Context) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
-		for s.Pass(ctx) > 0 && ctx.Err() == nil {
+		// Drain what is due (a full batch may hide more), then wait for the tick or a wake.
+		for ctx.Err() == nil && s.Pass(ctx) > 0 {
+			continue
 		}
 		select {
 		case <-ctx.Done():
