@@ -81,6 +81,9 @@ func TestSurveyEventPushStopsReminders(t *testing.T) {
 	}
 	// Secrets and emails never reach the logs (debug level here).
 	logs := e.n.logs.String()
+	if !strings.Contains(logs, "/v1/people/:email/surveys") {
+		t.Fatalf("the access log did not record the requests; the check below would prove nothing")
+	}
 	for _, secret := range []string{key, surveyBrandToken, e.sink.secret, "@example.com"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the logs contain %q", secret)
