@@ -24,6 +24,9 @@ type Store interface {
 	LastAlert(ctx context.Context, destID string, kinds ...string) (*delivery.Alert, error)
 	SearchDeliveries(ctx context.Context, q delivery.Query) ([]delivery.Record, string, error)
 	ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now time.Time) ([]delivery.Replayed, error)
+	ListDestinations(ctx context.Context, afterID string, limit int) ([]destination.Destination, error)
+	DestinationSeries(ctx context.Context, destID string, since, until time.Time, step time.Duration) (delivery.Series, error)
+	DeliveryPayload(ctx context.Context, deliveryID string) (delivery.StoredPayload, error)
 }
 
 // Handlers serve the support API.
@@ -48,6 +51,8 @@ func (h *Handlers) Register(g gin.IRoutes) {
 	g.GET("/updates/:updateId", h.update)
 	g.GET("/deliveries", h.search)
 	g.GET("/deliveries/:deliveryId", h.delivery)
+	g.GET("/deliveries/:deliveryId/payload", h.payload)
+	g.GET("/support/destinations", h.destinations)
 	g.GET("/dead-letters", h.deadLetters)
 	g.POST("/dead-letters/replay", h.replay)
 }
@@ -55,6 +60,7 @@ func (h *Handlers) Register(g gin.IRoutes) {
 // RegisterStats adds GET /destinations/{id}/stats to g (support or operator role).
 func (h *Handlers) RegisterStats(g gin.IRoutes) {
 	g.GET("/destinations/:id/stats", h.stats)
+	g.GET("/destinations/:id/series", h.series)
 }
 
 func (h *Handlers) update(c *gin.Context) {
