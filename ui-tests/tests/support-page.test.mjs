@@ -81,6 +81,7 @@ test("search by email pages through every delivery with More", async () => {
   await rows.nth(seed.daveDeliveries - 1).waitFor();
   assert.equal(await rows.count(), seed.daveDeliveries);
   assert.equal(await page.isHidden("#out button.more"), true);
+  assert.ok(!page.url().includes("example.com"), "the email stays out of the address bar: " + page.url());
   assert.match(await page.textContent("#out .count"), new RegExp(`^${seed.daveDeliveries} deliveries$`));
   // Destinations appear by name, and every status of the seed is there.
   const text = await page.textContent("#out table.results");
@@ -138,6 +139,10 @@ test("an update's timeline shows the fan-out, attempts, response excerpts and th
   await nps.getByText("keeps no payload for delivered").waitFor();
   assert.match(await page.textContent("#out article.delivery:has-text('crm sync')"), /Excluded: never sent/);
   await shot("timeline");
+  // The timeline is a link to share: a reload (same tab, same key) opens it again.
+  assert.ok(page.url().endsWith("#update=" + seed.firstUpdate), page.url());
+  await page.reload();
+  await page.locator("#out article.delivery", { hasText: "loyalty survey" }).waitFor();
 });
 
 test("replay from the timeline asks first; cancel changes nothing, confirm requeues", async () => {

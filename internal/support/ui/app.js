@@ -90,7 +90,7 @@ $("#keyform").addEventListener("submit", (e) => {
   sessionStorage.setItem("qgate.key", key);
   $("#key").value = "";
   showKey();
-  loadDestinations();
+  loadDestinations().then(openLink);
 });
 
 $$("#tabs button").forEach((b) => b.addEventListener("click", () => openTab(b.dataset.tab)));
@@ -98,6 +98,7 @@ function openTab(name) {
   $$("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
   $$(".tab").forEach((s) => { s.hidden = s.id !== "tab-" + name; });
   $("#out").replaceChildren();
+  history.replaceState(null, "", location.pathname);
   if (name === "destinations") listDestinations();
   if (name === "alerts") listAlerts();
 }
@@ -129,7 +130,7 @@ async function loadDestinations() {
     s.value = keep;
   });
 }
-loadDestinations();
+loadDestinations().then(openLink);
 
 function listDestinations() {
   const box = $("#destlist");
@@ -205,7 +206,19 @@ $("#byupdate").addEventListener("submit", (e) => {
   timeline(new FormData(e.target).get("id").trim());
 });
 
+// Links a person can share: #update=ID and #destination=ID (never an email or external ID:
+// the address bar ends up in browser history).
+function link(kind, id) { history.replaceState(null, "", "#" + kind + "=" + encodeURIComponent(id)); }
+async function openLink() {
+  const m = /^#(update|destination)=(.+)$/.exec(location.hash);
+  if (!m || !key) return;
+  const id = decodeURIComponent(m[2]);
+  if (m[1] === "update") timeline(id);
+  else { openTab("destinations"); destinationView(id, "1h"); }
+}
+
 function timeline(id) {
+  link("update", id);
   show("Update " + id, async () => {
     const v = await api("/v1/updates/" + encodeURIComponent(id));
     const d = el("div", null, "timeline");
@@ -319,6 +332,7 @@ function deadLetters(destId) {
 
 // ---- a destination's figures and charts --------------------------------------------------
 function destinationView(id, window) {
+  link("destination", id);
   show("Destination " + destName(id), async (out) => {
     const pick = el("div", null, "actions");
     ["1h", "6h", "24h"].forEach((w) => pick.appendChild(button(w, () => destinationView(id, w), w === window ? "active" : "")));
