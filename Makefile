@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/qgate/qgate/internal/version.Version=$(VERSION)
 # PostgreSQL for the store suite: set QGATE_TEST_DATABASE_URL to run it (CI does).
 export QGATE_TEST_DATABASE_URL
 
-.PHONY: all build test test-short test-ui lint fuzz bench run demo sim clean tools
+.PHONY: all build test test-short test-ui ui-screenshots lint fuzz bench run demo sim clean tools
 
 all: build test
 
@@ -37,6 +37,11 @@ test-ui:
 	@$(CHROMIUM) --version 2>/dev/null | grep -v '^$$' || true
 	@if [ ! -d ui-tests/node_modules/playwright-core ]; then cd ui-tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; fi
 	cd ui-tests && npm test
+
+# The screenshots of docs/ui.md (docs/img/ui-*.png), from a node seeded with an hour of history.
+ui-screenshots:
+	@if [ ! -d ui-tests/node_modules/playwright-core ]; then cd ui-tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; fi
+	cd ui-tests && node screenshots.mjs
 
 lint:
 	$(GO) vet ./...

@@ -5,7 +5,7 @@
 // line on stdout: the node's URL, its keys and the seeded IDs. It runs until SIGINT, SIGTERM or
 // the end of stdin (so that the test runner's exit stops it).
 //
-//	go run ./ui-tests/server
+//	go run ./ui-tests/server [-history]
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,9 +51,11 @@ type Seeded struct {
 func main() { os.Exit(run()) }
 
 func run() int {
+	history := flag.Bool("history", false, "also write an hour of past deliveries for \"web nps\" into the store (for the documentation's screenshots)")
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s, shutdown, err := start(ctx)
+	s, shutdown, err := start(ctx, *history)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ui test server:", err)
 		return 1
@@ -69,7 +72,7 @@ func run() int {
 	return 0
 }
 
-func start(ctx context.Context) (Seeded, func(), error) {
+func start(ctx context.Context, history bool) (Seeded, func(), error) {
 	sim, srv, err := simulator.Start(simulator.Config{})
 	if err != nil {
 		return Seeded{}, nil, err
@@ -109,7 +112,10 @@ func start(ctx context.Context) (Seeded, func(), error) {
 		srv.Close()
 		os.RemoveAll(dir)
 	}
-	s, err := seed(ctx, "http://"+addr, sim, srv.URL)
+	s, err := seed(ctx, "http://"+addr, sim, srv.URL, history)
+	if err == nil && history {
+		err = writeHistory(ctx, dir, s.Destinations["web nps"], time.Now())
+	}
 	if err != nil {
 		shutdown()
 		return Seeded{}, nil, err
@@ -170,7 +176,7 @@ func profile(email, ecid string, audiences ...string) map[string]any {
 	return map[string]any{"person": map[string]any{"name": map[string]any{"firstName": "Dave"}}, "identityMap": ids, "segmentMembership": map[string]any{"ups": ups}}
 }
 
-func seed(ctx context.Context, base string, sim *simulator.Simulator, simURL string) (Seeded, error) {
+func seed(ctx context.Context, base string, sim *simulator.Simulator, simURL string, history bool) (Seeded, error) {
 	c := client{base}
 	s := Seeded{URL: base, Email: "dave@example.com", ExcludedOnly: "erin@example.com", Destinations: map[string]string{}, Deliveries: 3 * daveUpdates}
 	var err error
@@ -188,12 +194,16 @@ func seed(ctx context.Context, base string, sim *simulator.Simulator, simURL str
 		name, mapping string
 		audiences     []string
 	}
-	for _, d := range []dest{
+	dests := []dest{
 		{"nps follow-up", "Email", []string{"aud-nps"}},
 		{"crm sync", "ECID", []string{"aud-nps"}},
 		{"loyalty survey", "Email", []string{"aud-loyalty"}},
 		{"billing nps", "Email", []string{"aud-billing"}},
-	} {
+	}
+	if history {
+		dests = append(dests, dest{"web nps", "Email", []string{"aud-web"}})
+	}
+	for _, d := range dests {
 		wf := "WF_" + fmt.Sprint(len(s.Destinations))
 		sim.AddWorkflow(simulator.Workflow{ID: wf, Username: "user", Token: "token-" + wf + "-secret"})
 		target := "email"

@@ -2,48 +2,22 @@
 // Debian's headless Chromium through playwright-core. Screenshots go to ../artifacts/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { here, startServer, launch, signIn } from "../lib.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, "..", "..");
-const artifacts = path.resolve(here, "..", "artifacts");
+const artifacts = path.resolve(here, "artifacts");
 mkdirSync(artifacts, { recursive: true });
 
-let server, seed, context, page, profileDir;
+let server, seed, browser, page;
 const consoleErrors = [];
-
-// startServer runs the seeding server and resolves with the JSON line it prints.
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const p = spawn("go", ["run", "./ui-tests/server"], { cwd: repo, stdio: ["pipe", "pipe", "inherit"] });
-    let buf = "";
-    p.stdout.on("data", (d) => {
-      buf += d;
-      const nl = buf.indexOf("\n");
-      if (nl >= 0) resolve([p, JSON.parse(buf.slice(0, nl))]);
-    });
-    p.on("exit", (code) => reject(new Error("ui test server exited with " + code)));
-  });
-}
 
 const shot = (name) => page.screenshot({ path: path.join(artifacts, name + ".png"), fullPage: true });
 
 before(async () => {
   [server, seed] = await startServer();
-  profileDir = mkdtempSync(path.join(tmpdir(), "qgate-ui-chromium-"));
-  // A fresh profile directory for each run (playwright takes it as userDataDir).
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 1280, height: 900 },
-  });
-  page = await context.newPage();
+  browser = await launch();
+  page = await browser.context.newPage();
   // Expected 404s: the browser's favicon, and GET /v1/alerts on a node without it (the page
   // then reads each destination's alerts).
   page.on("console", (m) => {
@@ -51,16 +25,12 @@ before(async () => {
     if (m.type() === "error" && !/\/favicon\.ico$|\/v1\/alerts$/.test(url)) consoleErrors.push(m.text() + " " + url);
   });
   page.on("pageerror", (e) => consoleErrors.push(e.message));
-  await page.goto(seed.url + "/ui");
-  await page.fill("#key", seed.supportKey);
-  await page.click("#keyform button");
-  await page.locator("#byidentity .destselect option", { hasText: "loyalty survey" }).waitFor({ state: "attached" });
+  await signIn(page, seed);
 });
 
 after(async () => {
-  await context?.close();
+  await browser?.close();
   server?.stdin.end(); // the server stops at the end of its stdin
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 test("the key stays in this tab's sessionStorage, never in the page", async () => {
