@@ -17,6 +17,11 @@ import (
 
 // Store is what support reads (and, for replays, writes).
 type Store interface {
+	// The support page's reads (destinations.go, series.go).
+	ListDestinations(ctx context.Context, afterID string, limit int) ([]destination.Destination, error)
+	DestinationSeries(ctx context.Context, destID string, since, until time.Time, step time.Duration) (delivery.Series, error)
+	DeliveryPayload(ctx context.Context, deliveryID string) (delivery.StoredPayload, error)
+
 	GetUpdate(ctx context.Context, updateID string) (delivery.Update, []delivery.Record, error)
 	GetDelivery(ctx context.Context, deliveryID string) (delivery.Record, error)
 	GetDestination(ctx context.Context, id string, includeDeleted bool) (destination.Destination, error)
@@ -24,9 +29,6 @@ type Store interface {
 	LastAlert(ctx context.Context, destID string, kinds ...string) (*delivery.Alert, error)
 	SearchDeliveries(ctx context.Context, q delivery.Query) ([]delivery.Record, string, error)
 	ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now time.Time) ([]delivery.Replayed, error)
-	ListDestinations(ctx context.Context, afterID string, limit int) ([]destination.Destination, error)
-	DestinationSeries(ctx context.Context, destID string, since, until time.Time, step time.Duration) (delivery.Series, error)
-	DeliveryPayload(ctx context.Context, deliveryID string) (delivery.StoredPayload, error)
 }
 
 // Handlers serve the support API.
