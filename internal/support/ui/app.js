@@ -270,8 +270,10 @@ function deliveryCard(rec) {
     }
   }, "payloadbtn"));
   if (rec.status === "dead_lettered") {
-    actions.appendChild(button("Replay", () => replay([rec.deliveryId], null, `1 dead letter to ${destName(rec.destinationId)}`, (n) => {
-      actions.appendChild(notice(n === 1 ? "Replayed: back to pending." : "Nothing replayed (it was no longer a dead letter)."));
+    actions.appendChild(button("Replay", () => replay([rec.deliveryId], null, `1 dead letter to ${destName(rec.destinationId)}`, (n, r) => {
+      const skipped = (r.skipped || []).length > 0;
+      actions.appendChild(notice(n === 1 ? "Replayed: back to pending." : skipped ? "Not replayed." : "Nothing replayed (it was no longer a dead letter).", n === 1 ? "ok" : "warn"));
+      card.insertBefore(skippedNote(r), payloadBox);
     }), "replay danger"));
   }
   card.append(actions, payloadBox);
@@ -299,6 +301,26 @@ async function replay(ids, filter, what, done) {
   }
 }
 
+// skippedNote explains the dead letters a replay left alone because the destination already
+// received a newer update of the same profile (replay keeps order), and offers to force them,
+// behind a second confirmation.
+function skippedNote(r) {
+  const skipped = r.skipped || [];
+  const box = el("div", null, "skipped");
+  if (!skipped.length) return box;
+  box.appendChild(el("p", `${skipped.length} not replayed: the destination already received a newer update of the same profile (${skipped.map((k) => k.newerUpdateId || k.reason).join(", ")}). Replaying would send an older update after it.`, "hint"));
+  box.appendChild(button("Replay anyway", async () => {
+    if (!(await confirmDialog(`Replay ${skipped.length} dead letter${skipped.length === 1 ? "" : "s"} anyway? The destination would receive ${skipped.length === 1 ? "it" : "them"} after a newer update.`))) return;
+    try {
+      const f = await api("/v1/dead-letters/replay", { body: { deliveryIds: skipped.map((k) => k.deliveryId), force: true } });
+      box.replaceChildren(notice(`Replayed ${f.replayed} anyway.`));
+    } catch (err) {
+      box.appendChild(el("p", err.message, "error"));
+    }
+  }, "force danger"));
+  return box;
+}
+
 // ---- dead letters ------------------------------------------------------------------------
 $("#dlform").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -320,10 +342,10 @@ function deadLetters(destId) {
     };
     const cols = [["", pick], ...deliveryCols.filter(([k]) => k !== "destination")];
     const selected = button("Replay selected", () => replay([...picked], null, `${picked.size} selected dead letter${picked.size === 1 ? "" : "s"} to ${destName(destId)}`,
-      (n) => { status.replaceChildren(notice(`Replayed ${n} of ${picked.size}.`)); }), "replay danger");
+      (n, r) => { status.replaceChildren(notice(`Replayed ${n} of ${picked.size}.`), skippedNote(r)); }), "replay danger");
     selected.disabled = true;
     const all = button("Replay all", () => replay(null, { destinationId: destId }, `every dead letter of ${destName(destId)}`,
-      (n) => { status.replaceChildren(notice(`Replayed ${n} dead letter${n === 1 ? "" : "s"}.`)); }), "replayall danger");
+      (n, r) => { status.replaceChildren(notice(`Replayed ${n} dead letter${n === 1 ? "" : "s"}.`), skippedNote(r)); }), "replayall danger");
     bar.append(selected, all);
     out.append(bar, status);
     await searchPage(out, "/v1/dead-letters", new URLSearchParams({ destinationId: destId }), cols);
