@@ -109,6 +109,15 @@ func testDestinationSeries(t *testing.T, db *DB) {
 		t.Fatalf("alerts %+v, want al_3, al_2 (the window's, most recent first)", s.Alerts)
 	}
 
+	// A window after the waiting delivery's last change still counts it as waiting.
+	s, err = db.DestinationSeries(ctx, "dst_s", t0.Add(5*time.Minute), t0.Add(7*time.Minute), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Buckets) != 2 || s.Buckets[0].Backlog != 1 || s.Buckets[1].Backlog != 1 || len(s.Buckets[0].Attempts) != 0 {
+		t.Fatalf("later window: %+v", s.Buckets)
+	}
+
 	// A window with nothing in it: empty buckets, the circuit as the last alert left it.
 	s, err = db.DestinationSeries(ctx, "dst_s", t0.Add(-time.Hour), t0.Add(-50*time.Minute), time.Minute)
 	if err != nil {
