@@ -35,6 +35,8 @@ test-ui:
 		else echo "test-ui: $(CHROMIUM) is missing; install Debian's chromium package (apt-get install chromium) or set CHROMIUM"; exit 1; fi; \
 	fi
 	@$(CHROMIUM) --version 2>/dev/null | grep -v '^$$' || true
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null || \
+		{ echo "test-ui: Node.js 20 or later is needed (playwright-core's minimum); found: $$(node --version 2>&1)"; exit 1; }
 	@if [ ! -d ui-tests/node_modules/playwright-core ]; then cd ui-tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; fi
 	cd ui-tests && npm test
 
