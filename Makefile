@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/qgate/qgate/internal/version.Version=$(VERSION)
 # PostgreSQL for the store suite: set QGATE_TEST_DATABASE_URL to run it (CI does).
 export QGATE_TEST_DATABASE_URL
 
-.PHONY: all build test test-short lint fuzz bench run demo sim clean tools
+.PHONY: all build test test-short test-ui ui-screenshots lint fuzz bench run demo sim clean tools
 
 all: build test
 
@@ -23,6 +23,27 @@ test:
 	@if [ -z "$$QGATE_TEST_DATABASE_URL" ]; then \
 		echo "NOTE: the PostgreSQL store suite was SKIPPED; set QGATE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run it"; \
 	else echo "PostgreSQL store suite ran against $$QGATE_TEST_DATABASE_URL"; fi
+
+# The support page in a real browser: Debian's headless Chromium driven by playwright-core
+# (ui-tests/). Installs what is missing: the npm packages (npm ci, no browser download) and, when
+# run as root, the chromium package. Screenshots land in ui-tests/artifacts/.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+test-ui:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "test-ui: $(CHROMIUM) is missing; install Debian's chromium package (apt-get install chromium) or set CHROMIUM"; exit 1; fi; \
+	fi
+	@$(CHROMIUM) --version 2>/dev/null | grep -v '^$$' || true
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null || \
+		{ echo "test-ui: Node.js 20 or later is needed (playwright-core's minimum); found: $$(node --version 2>&1)"; exit 1; }
+	@if [ ! -d ui-tests/node_modules/playwright-core ]; then cd ui-tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; fi
+	cd ui-tests && npm test
+
+# The screenshots of docs/ui.md (docs/img/ui-*.png), from a node seeded with an hour of history.
+ui-screenshots:
+	@if [ ! -d ui-tests/node_modules/playwright-core ]; then cd ui-tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; fi
+	cd ui-tests && node screenshots.mjs
 
 lint:
 	$(GO) vet ./...

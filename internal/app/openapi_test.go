@@ -638,6 +638,25 @@ func TestOpenAPI(t *testing.T) {
 		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/dst_00000000-0000-7000-8000-000000000000/stats", key: e.support, want: 404})
 		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/" + ok + "/stats", key: e.ingest, want: 403})
 		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/" + ok + "/stats", want: 401})
+		// The support page's reads (support_ui_test.go checks what they say).
+		const rsd, rse, rpl = "/v1/support/destinations", "/v1/destinations/{id}/series", "/v1/deliveries/{deliveryId}/payload"
+		spec.call(t, base, oaReq{method: "GET", route: rsd, key: e.support, want: 200})
+		spec.call(t, base, oaReq{method: "GET", route: rsd, path: rsd + "?limit=1", key: e.support, want: 200})
+		spec.call(t, base, oaReq{method: "GET", route: rsd, path: rsd + "?limit=0", key: e.support, want: 422})
+		spec.call(t, base, oaReq{method: "GET", route: rsd, key: e.operator, want: 403})
+		spec.call(t, base, oaReq{method: "GET", route: rsd, want: 401})
+		spec.call(t, base, oaReq{method: "GET", route: rse, path: "/v1/destinations/" + dead + "/series", key: e.support, want: 200})
+		spec.call(t, base, oaReq{method: "GET", route: rse, path: "/v1/destinations/" + ok + "/series?window=24h", key: e.operator, want: 200})
+		spec.call(t, base, oaReq{method: "GET", route: rse, path: "/v1/destinations/" + ok + "/series?window=7d", key: e.support, want: 422})
+		spec.call(t, base, oaReq{method: "GET", route: rse, path: "/v1/destinations/dst_00000000-0000-7000-8000-000000000000/series", key: e.support, want: 404})
+		spec.call(t, base, oaReq{method: "GET", route: rse, path: "/v1/destinations/" + ok + "/series", key: e.ingest, want: 403})
+		spec.call(t, base, oaReq{method: "GET", route: rse, path: "/v1/destinations/" + ok + "/series", want: 401})
+		for _, rec := range recs {
+			spec.call(t, base, oaReq{method: "GET", route: rpl, path: "/v1/deliveries/" + rec.DeliveryID + "/payload", key: e.support, want: 200})
+		}
+		spec.call(t, base, oaReq{method: "GET", route: rpl, path: "/v1/deliveries/dlv_00000000000000000000000000000000/payload", key: e.support, want: 404})
+		spec.call(t, base, oaReq{method: "GET", route: rpl, path: "/v1/deliveries/" + recs[0].DeliveryID + "/payload", key: e.operator, want: 403})
+		spec.call(t, base, oaReq{method: "GET", route: rpl, path: "/v1/deliveries/" + recs[0].DeliveryID + "/payload", want: 401})
 	})
 
 	t.Run("survey watch", func(t *testing.T) { oaSurveyWatch(t, spec, e) }) // survey_openapi_test.go

@@ -65,6 +65,7 @@ func shapeJSON(d *destination.Destination, p *profile.Profile) (Shaped, error) {
 	emails, exts := s.identities(d, p.Identities, buf[0][:0], buf[1][:0])
 	if len(emails) == 0 && len(exts) == 0 {
 		s.Excluded = delivery.ReasonMissingIdentity
+		s.carried(p.Identities)
 		return s, nil
 	}
 	ids := map[string]any{}
@@ -140,6 +141,23 @@ func (s *Shaped) identities(d *destination.Destination, ids []profile.Identity, 
 		s.ExternalIDHash = delivery.HashIdentity(ids[exts[0]].ID)
 	}
 	return emails, exts
+}
+
+// carried sets s's hashes, for an update excluded for a missing identity, from the identities
+// the profile did carry (none of which the destination maps): the first email-namespace one as
+// the email hash, the first other one as the external ID hash. Support can then find the
+// exclusion by the identity it knows the customer by.
+func (s *Shaped) carried(ids []profile.Identity) {
+	for _, id := range ids {
+		switch {
+		case strings.EqualFold(id.Namespace, "Email"):
+			if s.EmailHash == "" {
+				s.EmailHash = delivery.HashIdentity(id.ID)
+			}
+		case s.ExternalIDHash == "":
+			s.ExternalIDHash = delivery.HashIdentity(id.ID)
+		}
+	}
 }
 
 func asList(v any) []any {
@@ -244,6 +262,7 @@ func (sh *shaper) shape(d *destination.Destination, p *profile.Profile) (Shaped,
 	sh.emails, sh.exts = s.identities(d, p.Identities, sh.emails[:0], sh.exts[:0])
 	if len(sh.emails) == 0 && len(sh.exts) == 0 {
 		s.Excluded = delivery.ReasonMissingIdentity
+		s.carried(p.Identities)
 		return s, true
 	}
 

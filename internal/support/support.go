@@ -17,6 +17,11 @@ import (
 
 // Store is what support reads (and, for replays, writes).
 type Store interface {
+	// The support page's reads (destinations.go, series.go).
+	ListDestinations(ctx context.Context, afterID string, limit int) ([]destination.Destination, error)
+	DestinationSeries(ctx context.Context, destID string, since, until time.Time, step time.Duration) (delivery.Series, error)
+	DeliveryPayload(ctx context.Context, deliveryID string) (delivery.StoredPayload, error)
+
 	GetUpdate(ctx context.Context, updateID string) (delivery.Update, []delivery.Record, error)
 	GetDelivery(ctx context.Context, deliveryID string) (delivery.Record, error)
 	GetDestination(ctx context.Context, id string, includeDeleted bool) (destination.Destination, error)
@@ -48,6 +53,8 @@ func (h *Handlers) Register(g gin.IRoutes) {
 	g.GET("/updates/:updateId", h.update)
 	g.GET("/deliveries", h.search)
 	g.GET("/deliveries/:deliveryId", h.delivery)
+	g.GET("/deliveries/:deliveryId/payload", h.payload)
+	g.GET("/support/destinations", h.destinations)
 	g.GET("/dead-letters", h.deadLetters)
 	g.POST("/dead-letters/replay", h.replay)
 }
@@ -55,6 +62,7 @@ func (h *Handlers) Register(g gin.IRoutes) {
 // RegisterStats adds GET /destinations/{id}/stats to g (support or operator role).
 func (h *Handlers) RegisterStats(g gin.IRoutes) {
 	g.GET("/destinations/:id/stats", h.stats)
+	g.GET("/destinations/:id/series", h.series)
 }
 
 func (h *Handlers) update(c *gin.Context) {
