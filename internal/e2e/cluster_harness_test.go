@@ -144,7 +144,7 @@ func requireCluster(t *testing.T) *kafkaCluster {
 func (c *kafkaCluster) client() *kafkago.Client {
 	// A fresh transport each time: no metadata cached from before a kill.
 	return &kafkago.Client{Addr: kafkago.TCP(c.brokers...), Timeout: 5 * time.Second,
-		Transport: &kafkago.Transport{MetadataTTL: time.Millisecond, DialTimeout: 2 * time.Second}}
+		Transport: &kafkago.Transport{DialTimeout: 2 * time.Second}}
 }
 
 // awaitGroupsEmpty waits until none of groups has members (a node killed by an earlier test

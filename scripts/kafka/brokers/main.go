@@ -51,7 +51,7 @@ func brokerIDs(addrs []string) ([]int, error) {
 	var last error
 	for _, a := range addrs {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		tr := &kafkago.Transport{MetadataTTL: time.Millisecond}
+		tr := &kafkago.Transport{DialTimeout: 2 * time.Second} // fresh: no cached metadata
 		client := &kafkago.Client{Addr: kafkago.TCP(a), Timeout: 3 * time.Second, Transport: tr}
 		md, err := client.Metadata(ctx, &kafkago.MetadataRequest{})
 		cancel()
