@@ -8,7 +8,8 @@
 #   scripts/kafka.sh start  [--nodes 3] [--version V] [--dir D] [--port 19092] [--controller-port 19192]
 #   scripts/kafka.sh status [--dir D]
 #   scripts/kafka.sh stop   [--dir D]
-#   scripts/kafka.sh start-node I [--dir D]      # start node I again (after a kill) and wait for it
+#   scripts/kafka.sh start-node I [--dir D]      # start node I again (after a kill); wait until the
+#                                                # metadata lists every node that runs
 #   scripts/kafka.sh stop-node I [--kill] [--dir D]
 #   scripts/kafka.sh env    [--dir D]           # KAFKA_BROKERS=... and the PID-file paths
 #
@@ -323,7 +324,10 @@ start-node)
 	[ "$NODE" -le "$NODES" ] || die "node $NODE: the cluster has $NODES nodes"
 	[ -f "$DIR/cluster.id" ] || die "no formatted cluster in $DIR: run start first"
 	launch "$NODE"
-	await_brokers "$NODES"
+	# Every node that runs (others may be down on purpose) must be back in the metadata.
+	up=0
+	for i in $(seq 1 "$NODES"); do running "$i" && up=$((up + 1)); done
+	await_brokers "$up"
 	;;
 stop-node)
 	[ "$NODE" -le "$NODES" ] || die "node $NODE: the cluster has $NODES nodes"
