@@ -82,10 +82,11 @@ kafka-fetch:
 	scripts/kafka.sh fetch --version $(KAFKA_VERSION)
 
 test-kafka:
-	scripts/kafka.sh start --fresh --nodes 3 --version $(KAFKA_VERSION) --dir $(KAFKA_DIR)
+	@trap 'scripts/kafka.sh stop --dir $(KAFKA_DIR)' EXIT; set -e; \
+	scripts/kafka.sh start --fresh --nodes 3 --version $(KAFKA_VERSION) --dir $(KAFKA_DIR); \
+	echo "go test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' ./internal/e2e/ on Kafka $(KAFKA_VERSION)"; \
 	QGATE_E2E_KAFKA_BROKERS=$(KAFKA_BROKERS) QGATE_E2E_KAFKA_DIR=$(abspath $(KAFKA_DIR)) \
-		$(GO) test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' ./internal/e2e/ \
-		; rc=$$?; scripts/kafka.sh stop --dir $(KAFKA_DIR); exit $$rc
+		$(GO) test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' ./internal/e2e/
 
 # qgate on the local cluster (started when it is not running; `scripts/kafka.sh stop` ends it).
 run-kafka:

@@ -71,10 +71,24 @@ JARS="$ROOT/.cache/kafka/$VERSION/jars"
 
 binding_re='^(slf4j-reload4j|slf4j-log4j12|slf4j-simple|slf4j-jdk14|slf4j-nop|logback-classic|log4j-slf4j-impl|log4j-slf4j2-impl)-'
 
+# need_tools: java (and mvn to fetch); as root on Debian, install the missing packages.
+need_tools() {
+	local missing=()
+	command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+	if [ "${1:-}" = mvn ] && ! command -v mvn >/dev/null; then missing+=(maven); fi
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		log "installing ${missing[*]} (Debian packages)"
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+			|| die "apt-get install ${missing[*]} failed"
+	else
+		die "missing ${missing[*]}: install them (Debian: apt-get install -y ${missing[*]})"
+	fi
+}
+
 fetch() {
 	if [ -f "$JARS/.complete" ]; then return 0; fi
-	command -v mvn >/dev/null || die "mvn is not installed (Debian: apt-get install -y maven)"
-	command -v java >/dev/null || die "java is not installed (Debian: apt-get install -y openjdk-17-jre-headless)"
+	need_tools mvn
 	log "fetching Apache Kafka $VERSION from Maven Central into $JARS"
 	local tmp="$JARS.tmp"
 	rm -rf "$tmp" && mkdir -p "$tmp"
@@ -274,7 +288,7 @@ print_env() {
 }
 
 start() {
-	command -v java >/dev/null || die "java is not installed (Debian: apt-get install -y openjdk-17-jre-headless)"
+	need_tools
 	if [ "$FRESH" = 1 ]; then
 		for i in $(seq 1 9); do running "$i" && die "--fresh: node $i still runs; stop first"; done
 		rm -rf "$DIR"
