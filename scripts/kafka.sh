@@ -94,7 +94,9 @@ fetch() {
 	rm -rf "$tmp" && mkdir -p "$tmp"
 	local mvn=(mvn -q -B -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" -Dkafka.version="$VERSION"
 		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp")
-	"${mvn[@]}" || die "mvn dependency:copy-dependencies failed for kafka_2.13 $VERSION"
+	# Maven's output goes to a log, shown when it fails.
+	run_mvn() { "${mvn[@]}" "$@" >"$JARS.mvn.log" 2>&1 || { tail -40 "$JARS.mvn.log" >&2; return 1; }; }
+	run_mvn || die "mvn dependency:copy-dependencies failed for kafka_2.13 $VERSION"
 	# Exactly one SLF4J binding, for the logging backend the broker brings: log4j2 (Kafka 4) or,
 	# without it, reload4j (Kafka 3), at the slf4j-api version Kafka pulls.
 	local slf4j log4j
@@ -103,10 +105,10 @@ fetch() {
 	[ -n "$slf4j" ] || die "kafka_2.13 $VERSION pulled no slf4j-api"
 	if [ -n "$log4j" ]; then
 		case "$slf4j" in 1.*) b=log4j-slf4j-impl ;; *) b=log4j-slf4j2-impl ;; esac
-		"${mvn[@]}" -Pbinding -Dbinding.groupId=org.apache.logging.log4j -Dbinding.artifactId="$b" -Dbinding.version="$log4j" \
+		run_mvn -Pbinding -Dbinding.groupId=org.apache.logging.log4j -Dbinding.artifactId="$b" -Dbinding.version="$log4j" \
 			|| die "fetching $b $log4j failed"
 	else
-		"${mvn[@]}" -Pbinding -Dbinding.groupId=org.slf4j -Dbinding.artifactId=slf4j-reload4j -Dbinding.version="$slf4j" \
+		run_mvn -Pbinding -Dbinding.groupId=org.slf4j -Dbinding.artifactId=slf4j-reload4j -Dbinding.version="$slf4j" \
 			|| die "fetching slf4j-reload4j $slf4j failed"
 	fi
 	local n
@@ -308,9 +310,10 @@ stop_node() {
 	local i="$1" pid; pid="$(pid_of "$i")"
 	if ! running "$i"; then rm -f "$(node_dir "$i")/pid"; return 0; fi
 	if [ "$KILL" = 1 ]; then kill -9 "$pid"; else kill -TERM "$pid"; fi
-	local deadline=$((SECONDS + 60))
+	local grace="${2:-60}" deadline
+	deadline=$((SECONDS + grace))
 	while running "$i"; do
-		if [ $SECONDS -ge $deadline ]; then log "node $i (pid $pid) still runs after 60 s: SIGKILL"; kill -9 "$pid" || true; fi
+		if [ $SECONDS -ge $deadline ]; then log "node $i (pid $pid) still runs after $grace s: SIGKILL"; kill -9 "$pid" || true; fi
 		sleep 0.2
 	done
 	rm -f "$(node_dir "$i")/pid"
@@ -331,7 +334,9 @@ status)
 	;;
 stop)
 	[ -d "$DIR" ] || exit 0
-	for i in $(seq 1 9); do [ -f "$(node_dir "$i")/pid" ] && stop_node "$i" & done
+	# All at once, 20 s each: a broker's controlled shutdown needs the controller quorum, which
+	# goes down with it (Kafka 3.9 has been seen to wait past a minute for it).
+	for i in $(seq 1 9); do [ -f "$(node_dir "$i")/pid" ] && stop_node "$i" 20 & done
 	wait
 	;;
 start-node)

@@ -71,9 +71,16 @@ func clusterNode(t *testing.T, e *env, c *kafkaCluster, name, audience string, d
 		ids = append(ids, id)
 	}
 	for _, topic := range []string{e.profileTopic(), e.deliveryTopic()} {
-		rf, err := c.replicationFactor(topic)
-		if err != nil || rf != 3 {
-			t.Fatalf("topic %s: replication factor %d (%v), want 3", topic, rf, err)
+		// A broker learns of a new topic a moment after the controller created it: ask until
+		// the one answering knows it.
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			rf, err := c.replicationFactor(topic)
+			if err == nil && rf == 3 {
+				break
+			}
+			if err == nil || time.Now().After(deadline) {
+				t.Fatalf("topic %s: replication factor %d (%v), want 3", topic, rf, err)
+			}
 		}
 	}
 	return n, ids, wfOf
