@@ -72,7 +72,7 @@ func externalCluster(t *testing.T) *kafkaCluster {
 
 // brokerOnly names the tests that need the `qgate broker` process itself, and why.
 var brokerOnly = map[string]string{
-	"TestBrokerOutage": "it SIGSTOPs the `qgate broker` process; on the cluster, TestClusterLeaderKilled and TestClusterQuorumLost take its place",
+	"TestBrokerOutage": "it SIGSTOPs the `qgate broker` process; on the cluster, TestClusterBrokerPaused (SIGSTOP of a broker) takes its place",
 }
 
 // clusterTopics holds each cluster-mode test's topic names.

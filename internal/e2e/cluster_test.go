@@ -342,3 +342,101 @@ func TestClusterQuorumLost(t *testing.T) {
 	t.Logf("simulator: %d runs (by status %v), %d of profiles answered 503 \"may have been written\"; deliveries by status %v",
 		rc.runs, rc.byStatus, rc.unknownOK, rc.terminalBy)
 }
+
+// TestClusterBrokerPaused (issue #11 §2.3): under load, the broker leading the most profile
+// partitions is frozen with SIGSTOP for 12 s, longer than broker.session.timeout.ms (9 s): its
+// connections stay open and take requests but answer nothing, until the controller fences it and
+// elects new leaders. Every request is answered (202 or 503 + Retry-After) within the produce
+// timeout + margin; a request that starts once the new leaders are in the metadata (or the broker
+// is resumed, whichever comes first) must be accepted; every accepted update ends delivered.
+func TestClusterBrokerPaused(t *testing.T) {
+	c := requireCluster(t)
+	e := newEnv(t, simulator.Config{})
+	n, dests, wfOf := clusterNode(t, e, c, "paused", "aud-paused", 2)
+
+	const produceTimeout, margin = 2 * time.Second, 3 * time.Second
+	const pauseFor, settle = 12 * time.Second, 1 * time.Second
+	load := startClusterLoad(n, "paused", "aud-paused", dests)
+	defer func() {
+		select {
+		case <-load.stop:
+		default:
+			load.end()
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for load.l.accepted() < 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than 100 profiles accepted within 30s before the pause: %v", load.l.allResults())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	victim, before := mostLeading(t, c, e.profileTopic(), e.deliveryTopic())
+	paused := time.Now()
+	c.signal(t, victim, syscall.SIGSTOP)
+	elected := awaitNewLeaders(t, c, victim, pauseFor+20*time.Second, e.profileTopic(), e.deliveryTopic())
+	if rest := pauseFor - time.Since(paused); rest > 0 {
+		time.Sleep(rest) // the pause is the scenario
+	}
+	pid, err := c.pid(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	t.Logf("paused node %d (leader of profile partitions %v) at %s for %s; new leaders in the metadata %s after the pause",
+		victim, before, paused.Format("15:04:05.000"), resumed.Sub(paused).Round(time.Millisecond), elected.Sub(paused).Round(time.Millisecond))
+	time.Sleep(settle + produceTimeout + 5*time.Second) // load after the pause
+	load.end()
+
+	ok := elected
+	if resumed.Before(ok) {
+		ok = resumed
+	}
+	var lastBad time.Time
+	var unavailable int
+	for _, r := range load.l.allResults() {
+		switch {
+		case r.err != nil:
+			t.Errorf("request without a proper answer: %s", r)
+		case r.status == http.StatusServiceUnavailable:
+			unavailable++
+			if r.retryAfter == "" {
+				t.Errorf("503 without Retry-After: %s", r)
+			}
+			if r.start.Add(r.dur).Before(paused) {
+				t.Errorf("503 answered before the pause: %s", r)
+			}
+			if r.start.After(ok.Add(settle)) {
+				t.Errorf("503 for a request that started %s after the new leaders were in the metadata: %s", r.start.Sub(ok).Round(time.Millisecond), r)
+			}
+			lastBad = r.start.Add(r.dur)
+		case r.status != http.StatusAccepted:
+			t.Errorf("answer other than 202 or 503: %s", r)
+		}
+		if r.dur > produceTimeout+margin {
+			t.Errorf("request took %s (produce timeout %s + margin %s): %s", r.dur.Round(time.Millisecond), produceTimeout, margin, r)
+		}
+	}
+	recovered := "no 503 at all"
+	if !lastBad.IsZero() {
+		recovered = fmt.Sprintf("last 503 answered %s after the pause began", lastBad.Sub(paused).Round(time.Millisecond))
+	}
+	t.Logf("RECOVERY broker paused: %d requests, %d accepted updates, %d 503s; %s", len(load.l.allResults()), load.l.accepted(), unavailable, recovered)
+
+	start := time.Now()
+	recs := awaitTerminal(t, n, load.l, 120*time.Second)
+	t.Logf("RECOVERY delivery: all accepted updates terminal %s after the load ended", time.Since(start).Round(time.Millisecond))
+	rc := checkRuns(t, e, wfOf, load.l, recs)
+	if rc.delivered != len(dests)*load.l.accepted() {
+		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*load.l.accepted(), rc.terminalBy)
+	}
+	if len(rc.refusedRun) > 0 {
+		t.Errorf("%d runs of profiles answered 503 \"not written\" reached the simulator, e.g. %v",
+			len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
+	}
+	t.Logf("simulator: %d runs (by status %v), %d of profiles answered 503 \"may have been written\"; deliveries by status %v",
+		rc.runs, rc.byStatus, rc.unknownOK, rc.terminalBy)
+}
