@@ -303,20 +303,14 @@ func (p *Producer) flush(batch []*pubReq) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 
-	// After an unanswered request, first make sure a broker answers (and the metadata comes
-	// from one that does): reading the metadata from a stalled broker would hang as well.
-	var err error
-	if p.suspect {
+	parts, err := p.assign(ctx, batch)
+	if err == nil && p.suspect {
 		if err = p.probe(ctx); err == nil {
 			p.suspect = false
 		}
 	}
-	var parts []*partBatch
-	if err == nil {
-		parts, err = p.assign(ctx, batch)
-	}
 	if err != nil {
-		// Nothing was sent: the probe or the metadata failed.
+		// Nothing was sent: metadata alone failed.
 		for _, r := range batch {
 			r.finish(&PublishError{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)})
 		}
@@ -325,12 +319,6 @@ func (p *Producer) flush(batch []*pubReq) {
 	p.produce(ctx, parts)
 	for _, pb := range parts {
 		p.suspect = p.suspect || pb.unknown
-	}
-	if p.suspect {
-		// A broker took a request and did not answer: it may be stalled (paused, partitioned)
-		// while the cluster moves its leaders away. Forget the metadata and the connections,
-		// which may lead to it.
-		p.tr.CloseIdleConnections()
 	}
 
 	// Answer each request: Failed per message from its partition's outcome.
@@ -421,28 +409,13 @@ func (p *Producer) assign(ctx context.Context, batch []*pubReq) ([]*partBatch, e
 	return parts, nil
 }
 
-// probeTimeout bounds one probe: a broker that answers does so in milliseconds.
-const probeTimeout = 500 * time.Millisecond
-
 // probe asks the cluster for its API versions, on a connection of the transport's: it
-// succeeds only if a broker answers before ctx's deadline. Each try that gets no answer within
-// probeTimeout drops the transport's connections and metadata, so the next one dials a
-// bootstrap broker afresh (in random order: a stalled broker is not asked every time).
+// succeeds only if a broker answers before ctx's deadline.
 func (p *Producer) probe(ctx context.Context) error {
-	for {
-		start := time.Now()
-		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		_, err := p.tr.RoundTrip(pctx, p.addr, &apiversionsAPI.Request{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		p.tr.CloseIdleConnections()
-		if dl, _ := ctx.Deadline(); ctx.Err() != nil || time.Until(dl) < probeTimeout+minSendTime {
-			return fmt.Errorf("the broker did not answer a probe after an unanswered request: %w", err)
-		}
-		time.Sleep(max(50*time.Millisecond-time.Since(start), 0)) // refused at once: no busy loop
+	if _, err := p.tr.RoundTrip(ctx, p.addr, &apiversionsAPI.Request{}); err != nil {
+		return fmt.Errorf("the broker did not answer a probe after an unanswered request: %w", err)
 	}
+	return nil
 }
 
 // hashPartition is kafka-go's Hash balancer (and Sarama's): FNV-1a 32 of the key as an int32,
