@@ -73,10 +73,12 @@ sim:
 
 # A local three-node Apache Kafka cluster (scripts/kafka.sh; jars from Maven Central, cached in
 # .cache/kafka/<version>/). test-kafka starts a fresh one, runs the process-level suite against it
-# and stops it; KAFKA_TESTS narrows the run (a go test -run pattern).
+# and stops it; KAFKA_TESTS narrows the run (a go test -run pattern), KAFKA_SKIP leaves tests out
+# (a go test -skip pattern).
 KAFKA_VERSION ?= 4.4.0
 KAFKA_DIR     ?= .cache/kafka/cluster-$(KAFKA_VERSION)
 KAFKA_TESTS   ?= .
+KAFKA_SKIP    ?=
 KAFKA_BROKERS  = 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
 kafka-fetch:
 	scripts/kafka.sh fetch --version $(KAFKA_VERSION)
@@ -84,9 +86,9 @@ kafka-fetch:
 test-kafka:
 	@trap 'scripts/kafka.sh stop --dir $(KAFKA_DIR)' EXIT; set -e; \
 	scripts/kafka.sh start --fresh --nodes 3 --version $(KAFKA_VERSION) --dir $(KAFKA_DIR); \
-	echo "go test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' ./internal/e2e/ on Kafka $(KAFKA_VERSION)"; \
+	echo "go test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' -skip '$(KAFKA_SKIP)' ./internal/e2e/ on Kafka $(KAFKA_VERSION)"; \
 	QGATE_E2E_KAFKA_BROKERS=$(KAFKA_BROKERS) QGATE_E2E_KAFKA_DIR=$(abspath $(KAFKA_DIR)) \
-		$(GO) test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' ./internal/e2e/
+		$(GO) test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' -skip '$(KAFKA_SKIP)' ./internal/e2e/
 
 # qgate on the local cluster (started when it is not running; `scripts/kafka.sh stop` ends it).
 run-kafka:
