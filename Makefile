@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/qgate/qgate/internal/version.Version=$(VERSION)
 # PostgreSQL for the store suite: set QGATE_TEST_DATABASE_URL to run it (CI does).
 export QGATE_TEST_DATABASE_URL
 
-.PHONY: all build test test-short test-ui ui-screenshots lint fuzz bench run demo sim clean tools
+.PHONY: all build test test-short test-ui ui-screenshots lint fuzz bench run demo sim clean tools kafka-fetch test-kafka run-kafka
 
 all: build test
 
@@ -91,6 +91,30 @@ run:
 
 sim:
 	$(GO) run ./cmd/qualtrics-sim
+
+# A local three-node Apache Kafka cluster (scripts/kafka.sh; jars from Maven Central, cached in
+# .cache/kafka/<version>/). test-kafka starts a fresh one, runs the process-level suite against it
+# and stops it; KAFKA_TESTS narrows the run (a go test -run pattern), KAFKA_SKIP leaves tests out
+# (a go test -skip pattern).
+KAFKA_VERSION ?= 4.4.0
+KAFKA_DIR     ?= .cache/kafka/cluster-$(KAFKA_VERSION)
+KAFKA_TESTS   ?= .
+KAFKA_SKIP    ?=
+KAFKA_BROKERS  = 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
+kafka-fetch:
+	scripts/kafka.sh fetch --version $(KAFKA_VERSION)
+
+test-kafka:
+	@trap 'scripts/kafka.sh stop --dir $(KAFKA_DIR)' EXIT; set -e; \
+	scripts/kafka.sh start --fresh --nodes 3 --version $(KAFKA_VERSION) --dir $(KAFKA_DIR); \
+	echo "go test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' -skip '$(KAFKA_SKIP)' ./internal/e2e/ on Kafka $(KAFKA_VERSION)"; \
+	QGATE_E2E_KAFKA_BROKERS=$(KAFKA_BROKERS) QGATE_E2E_KAFKA_DIR=$(abspath $(KAFKA_DIR)) \
+		$(GO) test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' -skip '$(KAFKA_SKIP)' ./internal/e2e/
+
+# qgate on the local cluster (started when it is not running; `scripts/kafka.sh stop` ends it).
+run-kafka:
+	scripts/kafka.sh status --dir $(KAFKA_DIR) >/dev/null 2>&1 || scripts/kafka.sh start --nodes 3 --version $(KAFKA_VERSION) --dir $(KAFKA_DIR)
+	QGATE_KAFKA_BROKERS=$(KAFKA_BROKERS) QGATE_KAFKA_REPLICATION_FACTOR=3 $(GO) run ./cmd/qgate serve
 
 demo: build
 	./scripts/demo.sh

@@ -39,6 +39,7 @@ commands:
   keys list                     list API keys
   keys revoke ID                revoke an API key
   broker [--addr HOST:PORT]     run the in-memory Kafka-protocol broker (kfake) alone: not durable; benchmarks, demos
+  healthcheck [--addr HOST:PORT] exit 0 if the qgate at QGATE_ADDR answers /readyz with 200 (container health checks)
   version                       print the version
 `
 
@@ -54,6 +55,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return runBroker(args[1:], stdout, stderr)
 	case "keys":
 		return keys(args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "qgate", version.Version)
 		return 0

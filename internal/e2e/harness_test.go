@@ -248,6 +248,9 @@ func newEnv(t *testing.T, simCfg simulator.Config) *env {
 // startBroker runs `qgate broker` on a free loopback port and waits for its "broker <addr>" line.
 func (e *env) startBroker() {
 	e.t.Helper()
+	if e.useCluster() { // cluster mode (cluster_harness_test.go): no qgate broker
+		return
+	}
 	addr := freeAddr(e.t)
 	p := startProc(e.t, e.dir, "broker", []string{"broker", "--addr", addr}, cleanEnv())
 	deadline := time.Now().Add(20 * time.Second)
@@ -296,6 +299,7 @@ func (e *env) startNode(name, dbURL string, extra ...string) *node {
 		"QGATE_PRODUCE_TIMEOUT=2s",
 		"QGATE_KAFKA_PARTITIONS=6",
 	}
+	vars = append(vars, e.kafkaVars()...)
 	if dbURL != "" {
 		vars = append(vars, "QGATE_DATABASE_URL="+dbURL)
 	}

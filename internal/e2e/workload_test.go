@@ -77,8 +77,8 @@ func (r ingestResult) String() string {
 type ledger struct {
 	mu        sync.Mutex
 	updates   map[string]item // updateId → profile
-	ambiguous map[string]bool // emails sent in a request that got no answer: maybe queued
-	refused   map[string]bool // emails answered "not accepted" (503): must never be delivered
+	ambiguous map[string]bool // emails sent in a request that got no answer, or answered "may still have been written": maybe queued
+	refused   map[string]bool // emails answered "not accepted, not written" (503): must never be delivered
 	results   []ingestResult
 }
 
@@ -113,6 +113,9 @@ func (l *ledger) send(ctx context.Context, n *node, c *http.Client, items []item
 			Index    int    `json:"index"`
 			UpdateID string `json:"updateId"`
 			Status   string `json:"status"`
+			Errors   []struct {
+				Message string `json:"message"`
+			} `json:"errors"`
 		} `json:"results"`
 	}
 	l.mu.Lock()
@@ -131,6 +134,11 @@ func (l *ledger) send(ctx context.Context, n *node, c *http.Client, items []item
 				res.accepted++
 			case r.Status == "rejected":
 				res.rejected++
+			case len(r.Errors) > 0 && strings.Contains(r.Errors[0].Message, "may still have been written"):
+				// The broker may have written it (a produce timed out on the wire, or the
+				// leader appended it but acks=all timed out): not accepted, but it may land.
+				l.ambiguous[items[i].email] = true
+				rest = append(rest, items[i])
 			default:
 				l.refused[items[i].email] = true
 				rest = append(rest, items[i])

@@ -40,8 +40,10 @@ var ErrUnavailable = errors.New("kafka unavailable")
 type Producer struct {
 	topic string
 	addr  net.Addr
-	tr    kafkago.RoundTripper
-	opts  ProducerOptions
+	// tr is the producer's own transport: forgetting its cached metadata (staleMetadata) then
+	// touches no other client.
+	tr   *kafkago.Transport
+	opts ProducerOptions
 
 	mu      sync.Mutex
 	pending []*pubReq
@@ -66,8 +68,10 @@ type ProducerOptions struct {
 	MaxBatchBytes int64
 	// Timeout bounds a Publish whose ctx has no deadline (default 10s).
 	Timeout time.Duration
-	// MaxAttempts is how often a produce is tried when the broker answers with a retriable
-	// error or the connection fails, within the deadline (default 3).
+	// MaxAttempts bounds how often a produce is tried when the broker answers with a retriable
+	// error or the connection fails (default 0: as often as the deadline allows). A leader
+	// failover takes seconds (the controller fences a dead broker after its session timeout),
+	// so a produce keeps trying, on fresh metadata, until its deadline.
 	MaxAttempts int
 	// Linger is accepted for compatibility and ignored: the producer does not wait for more
 	// messages; what queues while a request is in flight forms the next one.
@@ -90,13 +94,10 @@ func NewProducer(brokers []string, topic string, opts ProducerOptions) *Producer
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 3
-	}
 	p := &Producer{
 		topic:   topic,
 		addr:    kafkago.TCP(brokers...),
-		tr:      kafkago.DefaultTransport,
+		tr:      &kafkago.Transport{},
 		opts:    opts,
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
@@ -503,20 +504,28 @@ func (p *Producer) produceRound(ctx context.Context, parts []*partBatch) {
 		wg.Wait()
 
 		var retry []*partBatch
+		stale := false
 		for _, pb := range todo {
 			if pb.err != nil && retriable(pb.err) {
 				retry = append(retry, pb)
+				stale = stale || staleMetadata(pb.err)
 			}
 		}
-		if len(retry) == 0 || attempt+1 >= p.opts.MaxAttempts {
+		if len(retry) == 0 || (p.opts.MaxAttempts > 0 && attempt+1 >= p.opts.MaxAttempts) {
 			return
 		}
-		delay := time.Duration(20<<attempt) * time.Millisecond
+		delay := min(time.Duration(20<<min(attempt, 4))*time.Millisecond, maxRetryDelay)
 		if dl, _ := ctx.Deadline(); time.Until(dl) < delay+minSendTime {
 			return
 		}
 		time.Sleep(delay)
-		// The leaders may have moved: read them again (from the transport's metadata cache).
+		if stale {
+			// kafka-go's transport serves metadata from a cache it refreshes every ~6 s, longer
+			// than a failover, and routes the produce by it: drop the cache, so the read below
+			// (and the retry's routing) asks the cluster where the leaders are now.
+			p.tr.CloseIdleConnections()
+		}
+		// The leaders may have moved: read them again.
 		if m, err := p.tr.RoundTrip(ctx, p.addr, &metadataAPI.Request{TopicNames: []string{p.topic}}); err == nil {
 			for _, t := range m.(*metadataAPI.Response).Topics {
 				if t.Name != p.topic {
@@ -587,6 +596,7 @@ func (p *Producer) send(ctx context.Context, group []*partBatch) {
 			for _, pb := range group {
 				if pb.partition == rp.Partition {
 					pb.err = kafkago.Error(rp.ErrorCode)
+					pb.unknown = pb.unknown || mayBeWritten(rp.ErrorCode)
 				}
 			}
 		}
@@ -597,6 +607,38 @@ func (p *Producer) send(ctx context.Context, group []*partBatch) {
 			pb.unknown = true
 		}
 	}
+}
+
+// maxRetryDelay caps the pause between two tries of a produce.
+const maxRetryDelay = 250 * time.Millisecond
+
+// staleMetadata reports whether err says the produce went to a broker that does not lead the
+// partition (any more), or to no broker at all: the transport's cached metadata is out of date.
+func staleMetadata(err error) bool {
+	var kerr kafkago.Error
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case kafkago.NotLeaderForPartition, kafkago.LeaderNotAvailable, kafkago.BrokerNotAvailable,
+			kafkago.UnknownTopicOrPartition, kafkago.FencedLeaderEpoch, kafkago.UnknownLeaderEpoch,
+			kafkago.KafkaStorageError:
+			return true
+		}
+		return false
+	}
+	// No kafka error code: the request was not routed (no leader known) or the connection to
+	// the leader failed (refused, reset, closed): it may be gone.
+	return true
+}
+
+// mayBeWritten reports whether a produce error code means the leader appended the records
+// but could not confirm acks=all in time: they may still be committed (once the in-sync
+// replicas catch up or shrink) and read by consumers.
+func mayBeWritten(code int16) bool {
+	switch kafkago.Error(code) {
+	case kafkago.RequestTimedOut, kafkago.NotEnoughReplicasAfterAppend:
+		return true
+	}
+	return false
 }
 
 func isDialError(err error) bool {
