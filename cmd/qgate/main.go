@@ -78,6 +78,10 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	defer log.Sync()
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+		fmt.Fprintln(stderr, "qgate: warning:", w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if cfg.DebugAddr != "" {
