@@ -34,13 +34,13 @@ type group struct {
 
 // command is one leaf such as `qgate destinations create`.
 type command struct {
-	name     string
-	args     string // the positional arguments, for the usage line
-	summary  string
-	help     string // more lines of help, or ""
-	flags    func(fs *flag.FlagSet, o *opts)
-	nargs    [2]int // at least, at most positional arguments
-	run      func(ctx context.Context, s *session, args []string) error
+	name    string
+	args    string // the positional arguments, for the usage line
+	summary string
+	help    string // more lines of help, or ""
+	flags   func(fs *flag.FlagSet, o *opts)
+	nargs   [2]int // at least, at most positional arguments
+	run     func(ctx context.Context, s *session, args []string) error
 }
 
 // opts holds every flag a command may register; each command registers the ones it uses.

@@ -14,7 +14,9 @@ import (
 
 func destinationsGroup() *group {
 	file := func(what string) func(fs *flag.FlagSet, o *opts) {
-		return func(fs *flag.FlagSet, o *opts) { fs.StringVar(&o.file, "f", "", "`FILE` holding "+what+" (- reads standard input)") }
+		return func(fs *flag.FlagSet, o *opts) {
+			fs.StringVar(&o.file, "f", "", "`FILE` holding "+what+" (- reads standard input)")
+		}
 	}
 	return &group{name: "destinations", summary: "Qualtrics destinations: register, change, test, pause, resume and delete them (operator key)", commands: []*command{
 		{name: "list", summary: "list the live destinations", nargs: [2]int{0, 0}, run: destinationsList},
@@ -32,7 +34,7 @@ func destinationsGroup() *group {
 				fs.Int64Var(&o.ifMatch, "if-match", 0, "apply only at this `VERSION` (0: any)")
 			}},
 		{name: "test", args: "DESTINATION", summary: "send one test event now and show the answer (exit 1 if it was not delivered)", nargs: [2]int{1, 1}, run: destinationsTest,
-			help: "The test goes through the real transform and client; no delivery is recorded.",
+			help:  "The test goes through the real transform and client; no delivery is recorded.",
 			flags: file("a profile to send instead of qgate's sample (JSON)")},
 		{name: "pause", args: "DESTINATION", summary: "hold delivery: updates are still routed and wait", nargs: [2]int{1, 1}, run: destinationsPause},
 		{name: "resume", args: "DESTINATION", summary: "let the waiting deliveries go out", nargs: [2]int{1, 1}, run: destinationsResume},
