@@ -172,7 +172,7 @@ func (c *command) flagSet(g *group) (*flag.FlagSet, *opts) {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.url, "url", "", "qgate's base URL (default $QGATE_URL)")
 	fs.StringVar(&o.apiKey, "api-key", "", "the API key (default $QGATE_API_KEY; prefer the variable: flags show in ps)")
-	fs.StringVar(&o.output, "o", "table", "`FORMAT`: table for people or json for scripts")
+	fs.StringVar(&o.output, "o", "table", "output `FORMAT`: table for people or json for scripts")
 	if c.flags != nil {
 		c.flags(fs, o)
 	}
