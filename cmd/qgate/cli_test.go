@@ -330,7 +330,10 @@ func TestCLIAgainstALiveNode(t *testing.T) {
 	ctx := context.Background()
 
 	// Auth and not found.
-	golden(t, n, "auth-unknown-key", func() result { e.keys["bogus"] = "qg_bogus_0000000000000000"; return e.must(exitAuth, "bogus", "", "destinations", "list") }())
+	golden(t, n, "auth-unknown-key", func() result {
+		e.keys["bogus"] = "qg_bogus_0000000000000000"
+		return e.must(exitAuth, "bogus", "", "destinations", "list")
+	}())
 	golden(t, n, "auth-wrong-role", e.must(exitAuth, "support", "", "destinations", "list"))
 	golden(t, n, "notfound-destination-id", e.must(exitNotFound, "operator", "", "destinations", "get", "dst_01900000-0000-7000-8000-000000000000"))
 	golden(t, n, "notfound-destination-name", e.must(exitNotFound, "operator", "", "destinations", "get", "no such destination"))
