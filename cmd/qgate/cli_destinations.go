@@ -58,6 +58,9 @@ func (s *session) resolve(ctx context.Context, arg string) (string, error) {
 	}
 	for d, err := range s.c.AllDestinations(ctx, 0) {
 		if err != nil {
+			if client.IsForbidden(err) {
+				fmt.Fprintf(s.stderr, "qgate: looking up destination %q by name needs an operator key; give its ID (dst_…) instead\n", arg)
+			}
 			return "", fmt.Errorf("looking up destination %q by name: %w", arg, err)
 		}
 		if d.Name == arg {
