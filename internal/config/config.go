@@ -170,7 +170,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.Partitions, "kafka-partitions", c.Partitions, "partitions of topics qgate creates (QGATE_KAFKA_PARTITIONS)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (QGATE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		return c, errors.Join(append(errs, err)...)
 	}
 	c.KafkaBrokers = splitList(*brokers)
 	// Every bad setting is reported at once: a setting that could not be read keeps its
