@@ -74,6 +74,7 @@ type session struct {
 	stdout io.Writer
 	stderr io.Writer
 	now    func() time.Time
+	dir    map[string]string // destination ID → name, once read (see directory)
 }
 
 func (s *session) json() bool { return s.o.output == "json" }

@@ -40,7 +40,7 @@ func deadLettersList(ctx context.Context, s *session, _ []string) error {
 	if err != nil {
 		return err
 	}
-	return s.showPage(p, "dead letters")
+	return s.showPage(ctx, p, "dead letters")
 }
 
 func deadLettersReplay(ctx context.Context, s *session, _ []string) error {

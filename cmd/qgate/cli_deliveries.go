@@ -111,12 +111,12 @@ func updatesGet(ctx context.Context, s *session, args []string) error {
 		return nil
 	}
 	fmt.Fprintln(s.stdout)
-	s.deliveryTable(u.Deliveries, false)
+	s.deliveryTable(ctx, u.Deliveries, false)
 	for _, d := range u.Deliveries {
 		if len(d.Attempts) == 0 {
 			continue
 		}
-		fmt.Fprintf(s.stdout, "\nattempts of %s (%s):\n", d.DeliveryID, d.DestinationID)
+		fmt.Fprintf(s.stdout, "\nattempts of %s (%s):\n", d.DeliveryID, s.destName(ctx, d.DestinationID))
 		t := newTable(s.stdout, "N", "AT", "STATUS", "LATENCY", "OUTCOME", "REASON", "ANSWER")
 		for _, a := range d.Attempts {
 			t.row(strconv.Itoa(a.N), ts(a.At), code(a.StatusCode), fmt.Sprintf("%.0f ms", a.LatencyMs), a.Outcome, a.Reason, excerpt(a.Error))
@@ -135,14 +135,14 @@ func excerpt(s string) string {
 	return s
 }
 
-func (s *session) deliveryTable(ds []client.Delivery, withUpdate bool) {
+func (s *session) deliveryTable(ctx context.Context, ds []client.Delivery, withUpdate bool) {
 	h := []string{"DELIVERY", "DESTINATION", "STATUS", "REASON", "ATTEMPTS", "LAST ATTEMPT", "NEXT ATTEMPT", "UPDATED"}
 	if withUpdate {
 		h = append([]string{h[0], "UPDATE"}, h[1:]...)
 	}
 	t := newTable(s.stdout, h...)
 	for _, d := range ds {
-		row := []string{d.DeliveryID, d.DestinationID, d.Status, d.Reason, strconv.Itoa(len(d.Attempts)), lastAttempt(d), tsp(d.NextAttemptAt), ts(d.UpdatedAt)}
+		row := []string{d.DeliveryID, s.destName(ctx, d.DestinationID), d.Status, d.Reason, strconv.Itoa(len(d.Attempts)), lastAttempt(d), tsp(d.NextAttemptAt), ts(d.UpdatedAt)}
 		if withUpdate {
 			row = append([]string{row[0], d.UpdateID}, row[1:]...)
 		}
@@ -175,7 +175,7 @@ func (s *session) collect(fetch func(cursor string) (*client.DeliveryPage, error
 	}
 }
 
-func (s *session) showPage(p page, what string) error {
+func (s *session) showPage(ctx context.Context, p page, what string) error {
 	if s.json() {
 		return printJSON(s.stdout, p)
 	}
@@ -183,7 +183,7 @@ func (s *session) showPage(p page, what string) error {
 		fmt.Fprintf(s.stderr, "no %s match\n", what)
 		return nil
 	}
-	s.deliveryTable(p.Deliveries, true)
+	s.deliveryTable(ctx, p.Deliveries, true)
 	if p.NextCursor != "" {
 		fmt.Fprintf(s.stderr, "more %s: add --cursor %s for the next page, or --all for every page\n", what, p.NextCursor)
 	}
@@ -207,5 +207,5 @@ func deliveriesSearch(ctx context.Context, s *session, _ []string) error {
 	if err != nil {
 		return err
 	}
-	return s.showPage(p, "deliveries")
+	return s.showPage(ctx, p, "deliveries")
 }

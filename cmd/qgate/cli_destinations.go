@@ -50,21 +50,66 @@ type notFound struct{ msg string }
 
 func (e notFound) Error() string { return e.msg }
 
+// directory maps live destinations' IDs to their names, read once per command: through
+// GET /v1/support/destinations (support key), else GET /v1/destinations (operator key).
+func (s *session) directory(ctx context.Context) (map[string]string, error) {
+	if s.dir != nil {
+		return s.dir, nil
+	}
+	dir := map[string]string{}
+	var err error
+	for d, e := range s.c.SupportDestinations(ctx) {
+		if err = e; err != nil {
+			break
+		}
+		dir[d.ID] = d.Name
+	}
+	if err != nil && (client.IsForbidden(err) || client.IsNotFound(err)) {
+		err = nil
+		for d, e := range s.c.AllDestinations(ctx, 0) {
+			if err = e; err != nil {
+				break
+			}
+			dir[d.ID] = d.Name
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.dir = dir
+	return dir, nil
+}
+
+// destName is a destination's name for a table, or its ID when the name cannot be read (a
+// deleted destination, or a key that may list none).
+func (s *session) destName(ctx context.Context, id string) string {
+	dir, err := s.directory(ctx)
+	if err != nil {
+		s.dir = map[string]string{} // do not ask again
+		return id
+	}
+	if name, ok := dir[id]; ok {
+		return name
+	}
+	return id
+}
+
 // resolve turns a destination argument into its ID: IDs (dst_…) are used as they are, any
-// other argument is looked up by name among the live destinations (operator key).
+// other argument is looked up by name among the live destinations.
 func (s *session) resolve(ctx context.Context, arg string) (string, error) {
 	if strings.HasPrefix(arg, "dst_") {
 		return arg, nil
 	}
-	for d, err := range s.c.AllDestinations(ctx, 0) {
-		if err != nil {
-			if client.IsForbidden(err) {
-				fmt.Fprintf(s.stderr, "qgate: looking up destination %q by name needs an operator key; give its ID (dst_…) instead\n", arg)
-			}
-			return "", fmt.Errorf("looking up destination %q by name: %w", arg, err)
+	dir, err := s.directory(ctx)
+	if err != nil {
+		if client.IsForbidden(err) {
+			fmt.Fprintf(s.stderr, "qgate: this key may not list destinations to look up %q by name; give its ID (dst_…) instead\n", arg)
 		}
-		if d.Name == arg {
-			return d.ID, nil
+		return "", fmt.Errorf("looking up destination %q by name: %w", arg, err)
+	}
+	for id, name := range dir {
+		if name == arg {
+			return id, nil
 		}
 	}
 	return "", notFound{fmt.Sprintf("no live destination is named %q (run qgate destinations list)", arg)}

@@ -42,12 +42,20 @@ func stats(ctx context.Context, s *session, args []string) error {
 		circuit += " since " + tsp(st.Circuit.Since)
 	}
 	fields(s.stdout,
-		"destination", st.DestinationID, "window", st.Window+" (since "+ts(st.Since)+")", "paused", strconv.FormatBool(st.Paused),
+		"destination", named(s.destName(ctx, st.DestinationID), st.DestinationID), "window", st.Window+" (since "+ts(st.Since)+")", "paused", strconv.FormatBool(st.Paused),
 		"circuit", circuit, "received", strconv.Itoa(st.Received), "by status", counts(st.ByStatus),
 		"excluded by reason", counts(st.ExcludedByReason), "dead-lettered by reason", counts(st.DeadLetteredByReason),
 		"attempt latency", percentiles(st.AttemptLatencyMs), "end-to-end latency", percentiles(st.EndToEndLatencyMs),
 		"backlog", strconv.Itoa(st.Backlog), "parked", strconv.Itoa(st.Parked))
 	return nil
+}
+
+// named is "nps follow-up (dst_…)", or the ID alone when the name is unknown.
+func named(name, id string) string {
+	if name == id {
+		return id
+	}
+	return name + " (" + id + ")"
 }
 
 func percentiles(p client.Percentiles) string {
@@ -92,7 +100,7 @@ func alertsList(ctx context.Context, s *session, _ []string) error {
 	}
 	t := newTable(s.stdout, "AT", "KIND", "DESTINATION", "MESSAGE")
 	for _, a := range alerts {
-		t.row(ts(a.At), a.Kind, a.DestinationID, a.Message)
+		t.row(ts(a.At), a.Kind, s.destName(ctx, a.DestinationID), a.Message)
 	}
 	t.flush()
 	return nil

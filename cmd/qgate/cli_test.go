@@ -411,6 +411,13 @@ func TestCLIAgainstALiveNode(t *testing.T) {
 		t.Fatalf("--all: %v %s", err, r.stdout)
 	}
 	goldenRows(t, n, "deliveries-search-all", e.must(exitOK, "support", "", "deliveries", "search", "--email", "pat@example.com", "--since", "1h", "--limit", "2", "--all"))
+	// A key that may list destinations (here admin) sees their names instead of their IDs.
+	e.keys["admin"] = cliAdminKey
+	r = e.must(exitOK, "admin", "", "deliveries", "search", "--email", "pat@example.com", "--destination", "nps follow-up")
+	if !strings.Contains(r.stdout, "nps follow-up") || strings.Contains(r.stdout, "bad request") {
+		t.Fatalf("names: %s", r.stdout)
+	}
+	goldenRows(t, n, "deliveries-search-names", r)
 	golden(t, n, "deliveries-search-none", e.must(exitOK, "support", "", "deliveries", "search", "--email", "nobody@example.com"))
 
 	// Dead letters: list, a replay refused without confirmation, then confirmed.
