@@ -57,6 +57,7 @@ type opts struct {
 	limit               int
 	cursor              string
 	window              string
+	event               string
 	ids                 stringList
 }
 

@@ -66,14 +66,16 @@ func percentiles(p client.Percentiles) string {
 }
 
 func alertsGroup() *group {
-	return &group{name: "alerts", summary: "what went wrong lately: circuits opened and closed (support or operator key)", commands: []*command{
-		{name: "list", summary: "list recent alerts", nargs: [2]int{0, 0}, run: alertsList,
-			help: "Reads GET /v1/alerts. On a qgate without that endpoint it shows each destination's circuit\n" +
-				"state from GET /v1/destinations/{id}/stats instead (which needs an operator key to list the destinations).",
+	return &group{name: "alerts", summary: "what went wrong lately: the alerts fired to webhooks (support or operator key)", commands: []*command{
+		{name: "list", summary: "list the alerts fired, newest first", nargs: [2]int{0, 0}, run: alertsList,
+			help: "Reads GET /v1/alerts: each alert (circuit.opened, destination.auth, deadletters.threshold, …) with\n" +
+				"its delivery to the subscription's webhook. On a qgate without that endpoint it shows each\n" +
+				"destination's circuit state from GET /v1/destinations/{id}/stats instead.",
 			flags: func(fs *flag.FlagSet, o *opts) {
 				fs.StringVar(&o.destination, "destination", "", "only this destination's alerts (`ID` or name)")
-				fs.StringVar(&o.since, "since", "", "only alerts at or after `TIME` (RFC 3339 or an age such as 2h)")
-				fs.IntVar(&o.limit, "limit", 0, "at most this many (default: the server's)")
+				fs.StringVar(&o.event, "event", "", "only this `EVENT`, such as circuit.opened")
+				fs.StringVar(&o.status, "status", "", "only alerts whose webhook delivery is pending, retrying, delivered or dead_lettered")
+				fs.IntVar(&o.limit, "limit", 0, "at most this many, 1 to 500 (default: the server's, 50)")
 			}},
 	}}
 }
@@ -83,7 +85,7 @@ func alertsList(ctx context.Context, s *session, _ []string) error {
 	if err != nil {
 		return err
 	}
-	alerts, err := s.c.ListAlerts(ctx, client.AlertQuery{DestinationID: f.destinationID, Since: f.since, Limit: s.o.limit})
+	alerts, err := s.c.ListAlerts(ctx, client.AlertQuery{DestinationID: f.destinationID, Event: s.o.event, Status: s.o.status, Limit: s.o.limit})
 	var ae *client.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.HasCode("route_not_found") {
 		return s.circuits(ctx, f.destinationID)
@@ -92,15 +94,26 @@ func alertsList(ctx context.Context, s *session, _ []string) error {
 		return err
 	}
 	if s.json() {
+		if alerts == nil {
+			alerts = []client.Alert{}
+		}
 		return printJSON(s.stdout, map[string]any{"alerts": alerts})
 	}
 	if len(alerts) == 0 {
 		fmt.Fprintln(s.stderr, "no alerts")
 		return nil
 	}
-	t := newTable(s.stdout, "AT", "KIND", "DESTINATION", "MESSAGE")
+	t := newTable(s.stdout, "FIRED", "EVENT", "DESTINATION", "WEBHOOK", "ATTEMPTS", "NEXT ATTEMPT", "MESSAGE")
 	for _, a := range alerts {
-		t.row(ts(a.At), a.Kind, s.destName(ctx, a.DestinationID), a.Message)
+		name := a.DestinationName
+		if name == "" {
+			name = a.DestinationID
+		}
+		hook := a.Status
+		if a.LastStatusCode != 0 && a.Status != "delivered" {
+			hook += fmt.Sprintf(" (last %d)", a.LastStatusCode)
+		}
+		t.row(ts(a.FiredAt), a.Event, name, hook, strconv.Itoa(a.Attempts), tsp(a.NextAttemptAt), a.Message)
 	}
 	t.flush()
 	return nil
