@@ -84,11 +84,11 @@ echo "$VIEW"
 step "The simulator's run history for WF_demo (what Qualtrics received)"
 curl -fsS "$SIM/runs/WF_demo"; echo
 
+step "Support asks the operator CLI (docs/cli.md): qgate deliveries search --email dave@example.com"
+QGATE_URL="$QG" QGATE_API_KEY="$ADMIN" "$BIN/qgate" deliveries search --email dave@example.com
+
 step "The destination's figures (GET /v1/destinations/$DEST_ID/stats?window=1h)"
 curl -fsS "$QG/v1/destinations/$DEST_ID/stats?window=1h" -H "Authorization: Bearer $ADMIN"; echo
-
-step "The same through the operator CLI (docs/cli.md): qgate stats \"demo workflow\""
-QGATE_URL="$QG" QGATE_API_KEY="$OPERATOR" "$BIN/qgate" stats "demo workflow" --window 1h
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 step "qgate: $QG (admin key $ADMIN; support page $QG/ui)   simulator: $SIM — Ctrl-C stops both"
