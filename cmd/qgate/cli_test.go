@@ -133,7 +133,7 @@ func (e *cliEnv) qgate(role, stdin string, args ...string) result {
 		env["QGATE_API_KEY"] = e.keys[role]
 	}
 	var out, errOut bytes.Buffer
-	code := run(args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errOut)
+	code := runCLI(args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errOut)
 	e.outputs.WriteString(out.String() + errOut.String())
 	return result{code, out.String(), errOut.String()}
 }

@@ -33,7 +33,18 @@ import (
 	"github.com/qgate/qgate/internal/version"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)) }
+func main() { os.Exit(runCLI(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)) }
+
+// runCLI runs the API commands (cli.go), which may read standard input, and every other
+// command through run.
+func runCLI(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if g := findGroup(args[0]); g != nil {
+			return runAPI(g, args[1:], getenv, stdin, stdout, stderr)
+		}
+	}
+	return run(args, getenv, stdout, stderr)
+}
 
 const usage = `usage: qgate <command> [flags]
 
@@ -46,13 +57,10 @@ commands:
   version                       print the version
 `
 
-func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage+apiUsage())
 		return 2
-	}
-	if g := findGroup(args[0]); g != nil {
-		return runAPI(g, args[1:], getenv, stdin, stdout, stderr)
 	}
 	switch args[0] {
 	case "serve":

@@ -20,14 +20,14 @@ func TestServeWarnsWhenPrivateNetworksAreAllowed(t *testing.T) {
 		"QGATE_ALLOW_PRIVATE_NETWORKS": "true", "QGATE_STARTUP_TIMEOUT": "1s", "QGATE_LOG_LEVEL": "error",
 	}
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+	code := run([]string{"serve"}, func(k string) string { return env[k] }, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "qgate: warning: QGATE_ALLOW_PRIVATE_NETWORKS=true") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
 	}
 
 	delete(env, "QGATE_ALLOW_PRIVATE_NETWORKS")
 	stderr.Reset()
-	if code := run([]string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr); code != 1 || strings.Contains(stderr.String(), "warning") {
+	if code := run([]string{"serve"}, func(k string) string { return env[k] }, &stdout, &stderr); code != 1 || strings.Contains(stderr.String(), "warning") {
 		t.Fatalf("without the setting: exit %d, stderr:\n%s", code, stderr.String())
 	}
 }
@@ -36,7 +36,7 @@ func TestServeWarnsWhenPrivateNetworksAreAllowed(t *testing.T) {
 func TestServeReportsEveryBadSetting(t *testing.T) {
 	env := map[string]string{"QGATE_RETRY_WINDOW": "a day", "QGATE_ADMIN_KEY": "short", "QGATE_ADDR": "nonsense"}
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
+	code := run([]string{"serve"}, func(k string) string { return env[k] }, &stdout, &stderr)
 	for _, name := range []string{"QGATE_RETRY_WINDOW", "QGATE_ADMIN_KEY", "QGATE_ADDR"} {
 		if code != 2 || !strings.Contains(stderr.String(), name) {
 			t.Errorf("exit %d; stderr does not name %s:\n%s", code, name, stderr.String())
