@@ -109,5 +109,5 @@ func (l *lane) loggedDeadLetter(job delivery.Job, reason string, a *delivery.Att
 	if a != nil {
 		fields = append(fields, zap.Int("attempts", a.N), zap.Int("statusCode", a.StatusCode))
 	}
-	l.d.log.Warn(fmt.Sprintf("delivery dead-lettered at destination %q: %s; replay it with POST /v1/dead-letters/replay once the cause is fixed", name, reason), fields...)
+	l.d.log.Warn(fmt.Sprintf("delivery dead-lettered at destination %q: %s; once the cause is fixed, replay it: qgate dead-letters replay --id %s", name, reason, job.DeliveryID), fields...)
 }
