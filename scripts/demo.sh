@@ -18,18 +18,36 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT INT TERM
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-wait_for() { for _ in $(seq 1 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "timed out waiting for $1" >&2; exit 1; }
+# wait_for URL PID: the URL answers, and it is our process (PID still running) that answers.
+wait_for() {
+  for _ in $(seq 1 100); do
+    if ! kill -0 "$2" 2>/dev/null; then echo "demo: the process for $1 exited; its log:" >&2; cat "$3" >&2; exit 1; fi
+    curl -fsS "$1" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "demo: timed out waiting for $1; log:" >&2; cat "$3" >&2; exit 1
+}
+# port_free PORT NAME VAR: fail clearly when something already listens there (another qgate
+# would otherwise answer the walk-through).
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    echo "demo: 127.0.0.1:$1 ($2) is already in use by another process; stop it, or choose another port: $3=NNNN make demo" >&2
+    exit 1
+  fi
+}
+port_free "$SIM_PORT" "the Qualtrics simulator" SIM_PORT
+port_free "$QGATE_PORT" "qgate" QGATE_PORT
 
 step "Start the Qualtrics simulator on $SIM (workflow WF_demo, user qgate, token sim-token)"
 "$BIN/qualtrics-sim" -addr "127.0.0.1:${SIM_PORT}" >"$DATA/sim.log" 2>&1 &
 pids+=($!)
-wait_for "$SIM/runs/WF_demo"
+wait_for "$SIM/runs/WF_demo" "$!" "$DATA/sim.log"
 
 step "Start qgate in its embedded default (in-memory Kafka, SQLite in $DATA)"
 QGATE_ADDR="127.0.0.1:${QGATE_PORT}" QGATE_DATA_DIR="$DATA" QGATE_ADMIN_KEY="$ADMIN" \
 QGATE_ALLOW_PRIVATE_NETWORKS=true QGATE_LOG_LEVEL=warn "$BIN/qgate" serve >"$DATA/qgate.log" 2>&1 &
 pids+=($!)
-wait_for "$QG/readyz"
+wait_for "$QG/readyz" "$!" "$DATA/qgate.log"
 
 step "Create an operator key and an ingest key (admin: QGATE_ADMIN_KEY)"
 OPERATOR=$(curl -fsS -X POST "$QG/v1/keys" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
@@ -65,6 +83,9 @@ echo "$VIEW"
 
 step "The simulator's run history for WF_demo (what Qualtrics received)"
 curl -fsS "$SIM/runs/WF_demo"; echo
+
+step "Support asks the operator CLI (docs/cli.md): qgate deliveries search --email dave@example.com"
+QGATE_URL="$QG" QGATE_API_KEY="$ADMIN" "$BIN/qgate" deliveries search --email dave@example.com
 
 step "The destination's figures (GET /v1/destinations/$DEST_ID/stats?window=1h)"
 curl -fsS "$QG/v1/destinations/$DEST_ID/stats?window=1h" -H "Authorization: Bearer $ADMIN"; echo

@@ -5,6 +5,10 @@
 //	qgate keys list                  list keys (never their secrets)
 //	qgate keys revoke ID             revoke a key
 //	qgate version                    print the version
+//
+// and the API commands for operators and support (docs/cli.md), which call a running qgate
+// with QGATE_URL and QGATE_API_KEY: destinations, updates, deliveries, dead-letters, stats and
+// alerts.
 package main
 
 import (
@@ -29,7 +33,18 @@ import (
 	"github.com/qgate/qgate/internal/version"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
+func main() { os.Exit(runCLI(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)) }
+
+// runCLI runs the API commands (cli.go), which may read standard input, and every other
+// command through run.
+func runCLI(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if g := findGroup(args[0]); g != nil {
+			return runAPI(g, args[1:], getenv, stdin, stdout, stderr)
+		}
+	}
+	return run(args, getenv, stdout, stderr)
+}
 
 const usage = `usage: qgate <command> [flags]
 
@@ -45,7 +60,7 @@ commands:
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage+apiUsage())
 		return 2
 	}
 	switch args[0] {
@@ -61,10 +76,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stdout, "qgate", version.Version)
 		return 0
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		if len(args) > 1 && findGroup(args[1]) != nil {
+			fmt.Fprint(stdout, findGroup(args[1]).usage())
+			return 0
+		}
+		fmt.Fprint(stdout, usage+apiUsage())
 		return 0
 	default:
-		fmt.Fprintf(stderr, "qgate: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "qgate: unknown command %q\n\n%s", args[0], usage+apiUsage())
 		return 2
 	}
 }
@@ -81,6 +100,10 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	defer log.Sync()
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+		fmt.Fprintln(stderr, "qgate: warning:", w)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if cfg.DebugAddr != "" {

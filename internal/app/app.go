@@ -49,6 +49,7 @@ type App struct {
 	engine   *gin.Engine
 	server   *http.Server
 	listener net.Listener
+	metrics  *http.Server // on QGATE_METRICS_ADDR, when set
 	secret   []byte
 
 	destinations *destination.Registry
@@ -140,7 +141,9 @@ func (a *App) routes() *gin.Engine {
 	e.Use(api.Recovery(a.log), api.AccessLog(a.log), api.RequestMetrics(a.registry))
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", a.ready)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})))
+	if a.cfg.MetricsAddr == "" {
+		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})))
+	}
 	support.RegisterUI(e)
 
 	v1 := e.Group("/v1")
@@ -181,7 +184,9 @@ func (a *App) ready(c *gin.Context) {
 		checks["draining"], ok = "shutting down", false
 	}
 	if err := a.store.Ping(ctx); err != nil {
-		checks["store"], ok = err.Error(), false
+		// The error can name the database host and user: the log gets it, not the anonymous caller.
+		a.log.Warn("readyz: the store did not answer", zap.Error(err))
+		checks["store"], ok = "unavailable", false
 	} else {
 		checks["store"] = "ok"
 	}
@@ -220,6 +225,10 @@ func (a *App) Start() (string, error) {
 			a.log.Error("http server stopped", zap.Error(err))
 		}
 	}()
+	if err := a.startMetrics(); err != nil {
+		a.server.Close()
+		return "", err
+	}
 	a.startStages()
 	a.survey.start()
 	a.log.Info("qgate listening", zap.String("addr", ln.Addr().String()), zap.String("store", string(a.store.Dialect())))
@@ -283,6 +292,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
+	}
+	if a.metrics != nil {
+		_ = a.metrics.Close()
 	}
 	ended, err := a.stopStages(ctx)
 	if err != nil {

@@ -51,6 +51,10 @@ type Config struct {
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) on a second listener. It
 	// must be a loopback address: profiles show internals and carry no authentication.
 	DebugAddr string // QGATE_DEBUG_ADDR, e.g. 127.0.0.1:6060; empty (the default): off
+
+	// MetricsAddr, when set, serves /metrics on a listener of its own (and no longer on Addr),
+	// so that the scrape port can be kept off the public one.
+	MetricsAddr string // QGATE_METRICS_ADDR, e.g. 127.0.0.1:9090 or :9090; empty (the default): /metrics on Addr
 }
 
 // Default returns the embedded-default configuration.
@@ -156,6 +160,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	dur("QGATE_SHUTDOWN_DRAIN", &c.ShutdownDrain)
 	dur("QGATE_STARTUP_TIMEOUT", &c.StartupTimeout)
 	str("QGATE_DEBUG_ADDR", &c.DebugAddr)
+	str("QGATE_METRICS_ADDR", &c.MetricsAddr)
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (QGATE_ADDR)")
@@ -165,12 +170,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.Partitions, "kafka-partitions", c.Partitions, "partitions of topics qgate creates (QGATE_KAFKA_PARTITIONS)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (QGATE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		return c, errors.Join(append(errs, err)...)
 	}
 	c.KafkaBrokers = splitList(*brokers)
-	if len(errs) == 0 {
-		errs = append(errs, c.Validate())
-	}
+	// Every bad setting is reported at once: a setting that could not be read keeps its
+	// default, so validating the rest does not repeat its error.
+	errs = append(errs, c.Validate())
 	return c, errors.Join(errs...)
 }
 
@@ -262,7 +267,23 @@ func (c Config) Validate() error {
 			bad("QGATE_DEBUG_ADDR=%q: want a loopback host:port such as 127.0.0.1:6060 (the profiler has no authentication)", c.DebugAddr)
 		}
 	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			bad("QGATE_METRICS_ADDR=%q: want host:port, e.g. 127.0.0.1:9090", c.MetricsAddr)
+		} else if c.MetricsAddr == c.Addr && port != "0" {
+			bad("QGATE_METRICS_ADDR=%q: must differ from QGATE_ADDR", c.MetricsAddr)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// Warnings lists settings that are valid but unsafe in production, for the log at start.
+func (c Config) Warnings() []string {
+	var w []string
+	if c.AllowPrivateNetworks {
+		w = append(w, "QGATE_ALLOW_PRIVATE_NETWORKS=true: destinations may point at loopback, private and link-local addresses (SSRF protection is off); use it only for local testing")
+	}
+	return w
 }
 
 // Embedded reports whether qgate runs its own in-memory broker.

@@ -111,3 +111,45 @@ func TestStartupTimeoutBounds(t *testing.T) {
 		}
 	}
 }
+
+// A setting that cannot be read must not hide the others' errors: a bad duration used to
+// stop Load before Validate could name a short admin key.
+func TestLoadReportsReadAndValidationErrorsAtOnce(t *testing.T) {
+	_, err := Load(nil, env(map[string]string{
+		"QGATE_RETRY_WINDOW":     "a day",
+		"QGATE_KAFKA_PARTITIONS": "many",
+		"QGATE_ADMIN_KEY":        "short",
+		"QGATE_LOG_LEVEL":        "loud",
+	}))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, name := range []string{"QGATE_RETRY_WINDOW", "QGATE_KAFKA_PARTITIONS", "QGATE_ADMIN_KEY", "QGATE_LOG_LEVEL"} {
+		if strings.Count(err.Error(), name) != 1 {
+			t.Errorf("error names %s %d times, want once: %v", name, strings.Count(err.Error(), name), err)
+		}
+	}
+}
+
+func TestMetricsAddr(t *testing.T) {
+	c, err := Load(nil, env(map[string]string{"QGATE_METRICS_ADDR": "127.0.0.1:9090"}))
+	if err != nil || c.MetricsAddr != "127.0.0.1:9090" {
+		t.Fatalf("%q, %v", c.MetricsAddr, err)
+	}
+	for _, bad := range []string{"9090", ":8080"} {
+		if _, err := Load(nil, env(map[string]string{"QGATE_METRICS_ADDR": bad})); err == nil || !strings.Contains(err.Error(), "QGATE_METRICS_ADDR") {
+			t.Errorf("%q accepted (err %v)", bad, err)
+		}
+	}
+}
+
+func TestPrivateNetworksWarns(t *testing.T) {
+	c, _ := Load(nil, env(nil))
+	if w := c.Warnings(); len(w) != 0 {
+		t.Fatalf("default warns: %q", w)
+	}
+	c, _ = Load(nil, env(map[string]string{"QGATE_ALLOW_PRIVATE_NETWORKS": "true"}))
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "QGATE_ALLOW_PRIVATE_NETWORKS") {
+		t.Fatalf("warnings: %q", w)
+	}
+}

@@ -110,9 +110,9 @@ func (l *lane) deliver(it item) bool {
 				// worker at the same moment cannot keep the circuit from opening.
 				l.faults.Add(1)
 				fault = true
-				return r, errAttemptFailed
+				return r, attemptFailed(r)
 			default:
-				return r, errAttemptFailed
+				return r, attemptFailed(r)
 			}
 		})
 		if fault {
@@ -172,6 +172,9 @@ func (l *lane) finish(it item, st delivery.Status, reason string, a *delivery.At
 	}
 	if !l.persist(b) {
 		return false
+	}
+	if st == delivery.DeadLettered {
+		l.loggedDeadLetter(it.job, reason, a)
 	}
 	l.d.metrics.outcomes.WithLabelValues(string(st), reason).Inc()
 	l.remember(it.job.DeliveryID)

@@ -205,9 +205,13 @@ func (r *Receiver) readBody(c *gin.Context) ([]byte, error) {
 	if err := api.CheckJSON(c.Request); err != nil {
 		return nil, err
 	}
+	if err := checkCharset(c.Request); err != nil {
+		return nil, err
+	}
 	max := r.opts.MaxBodyBytes
 	tooLarge := fault.New(fault.TooLarge, "", CodeBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes; send fewer profiles per request", max))
 	if c.Request.ContentLength > max {
+		discardRest(c)
 		return nil, tooLarge
 	}
 	size := c.Request.ContentLength
@@ -230,7 +234,11 @@ func (r *Receiver) readBody(c *gin.Context) ([]byte, error) {
 		}
 	}
 	if int64(len(buf)) > max {
+		discardRest(c)
 		return nil, tooLarge
+	}
+	if err := checkBOM(buf); err != nil {
+		return nil, err
 	}
 	return buf, nil
 }
