@@ -100,7 +100,12 @@ KAFKA_VERSION ?= 4.4.0
 KAFKA_DIR     ?= .cache/kafka/cluster-$(KAFKA_VERSION)
 KAFKA_TESTS   ?= .
 KAFKA_SKIP    ?=
-KAFKA_BROKERS  = 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
+# Client ports KAFKA_PORT, +1, +2 (controllers at KAFKA_CONTROLLER_PORT, ...): set both to run a
+# second cluster beside one already running.
+KAFKA_PORT    ?= 19092
+KAFKA_CONTROLLER_PORT ?= 19192
+export KAFKA_PORT KAFKA_CONTROLLER_PORT
+KAFKA_BROKERS  = 127.0.0.1:$(KAFKA_PORT),127.0.0.1:$(shell expr $(KAFKA_PORT) + 1),127.0.0.1:$(shell expr $(KAFKA_PORT) + 2)
 kafka-fetch:
 	scripts/kafka.sh fetch --version $(KAFKA_VERSION)
 
