@@ -69,6 +69,24 @@ curl -fsS "$SIM/runs/WF_demo"; echo
 step "The destination's figures (GET /v1/destinations/$DEST_ID/stats?window=1h)"
 curl -fsS "$QG/v1/destinations/$DEST_ID/stats?window=1h" -H "Authorization: Bearer $ADMIN"; echo
 
+step "Survey watch: a Qualtrics brand on the simulator (token sim-brand-token), a connection, a webhook channel"
+curl -fsS -X PUT "$SIM/_control/brands/demobrand" -H 'Content-Type: application/json' -d '{"token":"sim-brand-token"}'; echo
+CONN=$(curl -fsS -X POST "$QG/v1/survey-connections" -H "Authorization: Bearer $OPERATOR" -H 'Content-Type: application/json' \
+  -d '{"name":"demo brand","baseUrl":"'"$SIM"'/API/v3/","apiToken":"sim-brand-token"}')
+CONN_ID=$(echo "$CONN" | sed -E 's/.*"id":"(svc_[^"]+)".*/\1/')
+curl -fsS -X POST "$QG/v1/notification-channels" -H "Authorization: Bearer $OPERATOR" -H 'Content-Type: application/json' \
+  -d '{"name":"demo hook","kind":"webhook","url":"'"$SIM"'/_hooks/demo","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","events":["survey.request","survey.expiring","survey.stats"]}' >/dev/null
+curl -fsS -X POST "$QG/v1/survey-connections/$CONN_ID/sync" -H "Authorization: Bearer $OPERATOR" >/dev/null
+for _ in $(seq 1 100); do
+  HITS=$(curl -fsS "$SIM/_hooks/demo")
+  case "$HITS" in *survey.stats*) break ;; esac
+  sleep 0.1
+done
+step "Signed notifications at the webhook (survey.request, survey.expiring for links expiring in 20 h, survey.stats)"
+echo "$HITS" | head -c 1500; echo " …"
+step "Bob's active surveys (GET /v1/people/bob@example.com/surveys)"
+curl -fsS "$QG/v1/people/bob@example.com/surveys" -H "Authorization: Bearer $ADMIN"; echo
+
 if [ "${DEMO_EXIT:-0}" = 1 ]; then exit 0; fi
 step "qgate: $QG (admin key $ADMIN; support page $QG/ui)   simulator: $SIM — Ctrl-C stops both"
 wait

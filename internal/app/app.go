@@ -64,6 +64,7 @@ type App struct {
 	dispatchM    *dispatch.Metrics
 	consumerErrs *consumerErrors
 	live         atomic.Pointer[dispatch.Dispatcher] // the dispatcher, once the stages started
+	survey       *surveyWatch                        // survey watch (survey.go)
 }
 
 // New builds a node from cfg: it opens the store, starts the embedded broker when no brokers
@@ -124,6 +125,7 @@ func (a *App) build(ctx context.Context) error {
 	a.routerM = router.NewMetrics(a.registry)
 	a.dispatchM = dispatch.NewMetrics(a.registry)
 	a.consumerErrs = newConsumerErrors(a.registry, log.Named("kafka"))
+	a.survey = newSurveyWatch(a, box, policy)
 	a.engine = a.routes()
 	return nil
 }
@@ -149,6 +151,7 @@ func (a *App) routes() *gin.Engine {
 	sup := &support.Handlers{Store: a.store, Circuits: circuits{a}, Now: time.Now}
 	sup.Register(v1.Group("", access.Require(a.auth, access.RoleSupport)))
 	sup.RegisterStats(v1.Group("", access.Require(a.auth, access.RoleSupport, access.RoleOperator)))
+	a.survey.register(e, v1, a.auth)
 	return e
 }
 
@@ -218,6 +221,7 @@ func (a *App) Start() (string, error) {
 		}
 	}()
 	a.startStages()
+	a.survey.start()
 	a.log.Info("qgate listening", zap.String("addr", ln.Addr().String()), zap.String("store", string(a.store.Dialect())))
 	return ln.Addr().String(), nil
 }
@@ -284,6 +288,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	a.survey.shutdown(ctx)
 	if !ended {
 		a.log.Error("shutdown: a stage is still running after QGATE_SHUTDOWN_TIMEOUT; the status writer, the job producer and the store stay open under it until the process exits")
 		a.closeShared()

@@ -640,6 +640,8 @@ func TestOpenAPI(t *testing.T) {
 		spec.call(t, base, oaReq{method: "GET", route: rst, path: "/v1/destinations/" + ok + "/stats", want: 401})
 	})
 
+	t.Run("survey watch", func(t *testing.T) { oaSurveyWatch(t, spec, e) }) // survey_openapi_test.go
+
 	// Kafka goes away: ingest answers 503 with Retry-After and the verdicts, readyz 503.
 	t.Run("unavailable", func(t *testing.T) {
 		broker.Close()

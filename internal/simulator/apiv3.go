@@ -155,6 +155,10 @@ func (s *Simulator) apiUser(token string) (string, bool) {
 
 // handleAPI serves the API v3 subset under /API/v3/.
 func (s *Simulator) handleAPI(w http.ResponseWriter, r *http.Request) {
+	if b := s.brands.forToken(r.Header.Get("X-API-TOKEN")); b != nil {
+		b.serve(w, r) // a survey-watch brand (brand.go)
+		return
+	}
 	user, ok := s.apiUser(r.Header.Get("X-API-TOKEN"))
 	if !ok {
 		writeError(w, http.StatusUnauthorized, "Invalid API token: send a valid X-API-TOKEN header")

@@ -23,6 +23,7 @@ func (s *Simulator) routes() *http.ServeMux {
 	mux.HandleFunc("POST /_control/workflows/{id}/reset", s.controlReset)
 	mux.HandleFunc("POST /_control/reset", s.controlResetAll)
 	mux.HandleFunc("GET /_control/stats", s.controlStats)
+	s.brandRoutes(mux) // survey-watch brands (brand_control.go)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

@@ -165,6 +165,7 @@ type Simulator struct {
 	inflight sync.WaitGroup
 
 	surveys []survey
+	brands  brandSet // survey-watch accounts by API token (brand.go)
 }
 
 // workflow is the simulator's state for one Workflow.
