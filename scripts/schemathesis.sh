@@ -7,6 +7,8 @@
 # qgate logged a panic.
 #
 #   scripts/schemathesis.sh                 # needs `schemathesis` on PATH (pip install schemathesis)
+#   Use Python 3.12 or newer: on 3.11 hypothesis trips over a CPython AST bug while generating
+#   (SystemError "AST constructor recursion depth mismatch", then "Inconsistent results").
 #   SCHEMATHESIS=/path/to/venv/bin/schemathesis ST_MAX_EXAMPLES=50 scripts/schemathesis.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
