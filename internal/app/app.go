@@ -292,8 +292,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	a.survey.shutdown(ctx)
-	a.alerts.shutdown(ctx)
+	if a.survey != nil { // nil in an App a test assembles without build
+		a.survey.shutdown(ctx)
+	}
+	if a.alerts != nil {
+		a.alerts.shutdown(ctx)
+	}
 	if !ended {
 		a.log.Error("shutdown: a stage is still running after QGATE_SHUTDOWN_TIMEOUT; the status writer, the job producer and the store stay open under it until the process exits")
 		a.closeShared()
