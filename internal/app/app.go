@@ -66,6 +66,7 @@ type App struct {
 	consumerErrs *consumerErrors
 	live         atomic.Pointer[dispatch.Dispatcher] // the dispatcher, once the stages started
 	survey       *surveyWatch                        // survey watch (survey.go)
+	alerts       *alerting                           // alert subscriptions (alerts.go)
 }
 
 // New builds a node from cfg: it opens the store, starts the embedded broker when no brokers
@@ -127,6 +128,7 @@ func (a *App) build(ctx context.Context) error {
 	a.dispatchM = dispatch.NewMetrics(a.registry)
 	a.consumerErrs = newConsumerErrors(a.registry, log.Named("kafka"))
 	a.survey = newSurveyWatch(a, box, policy)
+	a.alerts = newAlerting(a, box, policy)
 	a.engine = a.routes()
 	return nil
 }
@@ -155,6 +157,7 @@ func (a *App) routes() *gin.Engine {
 	sup.Register(v1.Group("", access.Require(a.auth, access.RoleSupport)))
 	sup.RegisterStats(v1.Group("", access.Require(a.auth, access.RoleSupport, access.RoleOperator)))
 	a.survey.register(e, v1, a.auth)
+	a.alerts.register(v1, a.auth)
 	return e
 }
 
@@ -231,6 +234,7 @@ func (a *App) Start() (string, error) {
 	}
 	a.startStages()
 	a.survey.start()
+	a.alerts.start()
 	a.log.Info("qgate listening", zap.String("addr", ln.Addr().String()), zap.String("store", string(a.store.Dialect())))
 	return ln.Addr().String(), nil
 }
@@ -300,7 +304,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	a.survey.shutdown(ctx)
+	if a.survey != nil { // nil in an App a test assembles without build
+		a.survey.shutdown(ctx)
+	}
+	if a.alerts != nil {
+		a.alerts.shutdown(ctx)
+	}
 	if !ended {
 		a.log.Error("shutdown: a stage is still running after QGATE_SHUTDOWN_TIMEOUT; the status writer, the job producer and the store stay open under it until the process exits")
 		a.closeShared()

@@ -660,6 +660,7 @@ func TestOpenAPI(t *testing.T) {
 	})
 
 	t.Run("survey watch", func(t *testing.T) { oaSurveyWatch(t, spec, e) }) // survey_openapi_test.go
+	t.Run("alerts", func(t *testing.T) { oaAlerts(t, spec, e) })            // alerts_openapi_test.go
 
 	// Kafka goes away: ingest answers 503 with Retry-After and the verdicts, readyz 503.
 	t.Run("unavailable", func(t *testing.T) {

@@ -34,6 +34,7 @@ func (s Status) Terminal() bool { return s == Delivered || s == DeadLettered || 
 const (
 	ReasonMissingIdentity    = "missing_identity"
 	ReasonPayloadTooLarge    = "payload_too_large"
+	ReasonConsentDenied      = "consent_denied" // the destination's consentPolicy is not granted
 	ReasonDestinationDeleted = "destination_deleted"
 	ReasonRetryWindow        = "retry_window_exceeded"
 )

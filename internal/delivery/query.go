@@ -21,10 +21,31 @@ type ReplayFilter struct {
 	Reason        string
 	Since, Until  time.Time
 	Limit         int
+	// Force replays a dead letter even when a newer update of the same profile has already
+	// been delivered to the destination (which the replay would then overwrite with older data).
+	Force bool
 }
 
 // Replayed names a delivery a replay requeued and the destination it waits for.
 type Replayed struct {
 	DeliveryID    string
 	DestinationID string
+}
+
+// SkipNewerDelivered is the reason a replay leaves a dead letter alone: the destination has
+// already received a newer update of the same profile, so sending this one would go back in time.
+const SkipNewerDelivered = "newer_delivered"
+
+// Skipped names a dead letter a replay selected but left dead-lettered, and why.
+type Skipped struct {
+	DeliveryID string `json:"deliveryId"`
+	Reason     string `json:"reason"`
+	// NewerUpdateID is the delivered update that is newer (for SkipNewerDelivered).
+	NewerUpdateID string `json:"newerUpdateId,omitempty"`
+}
+
+// ReplayOutcome is what a replay did: the deliveries requeued and those skipped.
+type ReplayOutcome struct {
+	Replayed []Replayed
+	Skipped  []Skipped
 }

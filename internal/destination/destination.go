@@ -43,6 +43,7 @@ type Destination struct {
 	IdentityMappings   []IdentityMapping  `json:"identityMappings"`
 	AttributeMappings  []AttributeMapping `json:"attributeMappings"`
 	Audiences          []string           `json:"audiences"`
+	ConsentPolicy      ConsentPolicy      `json:"consentPolicy"`
 	RateLimitPerMinute int                `json:"rateLimitPerMinute"`
 	Enabled            bool               `json:"enabled"`
 	Paused             bool               `json:"paused"`

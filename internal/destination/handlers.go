@@ -66,6 +66,9 @@ func view(d Destination) Destination {
 	if d.Audiences == nil {
 		d.Audiences = []string{}
 	}
+	if d.ConsentPolicy.Require == nil {
+		d.ConsentPolicy.Require = []string{}
+	}
 	return d
 }
 

@@ -23,6 +23,7 @@ type Request struct {
 	IdentityMappings   *[]IdentityMapping  `json:"identityMappings"`
 	AttributeMappings  *[]AttributeMapping `json:"attributeMappings"`
 	Audiences          *[]string           `json:"audiences"`
+	ConsentPolicy      *ConsentPolicy      `json:"consentPolicy"`
 	RateLimitPerMinute *int                `json:"rateLimitPerMinute"`
 	Enabled            *bool               `json:"enabled"`
 	Paused             *bool               `json:"paused"`
@@ -57,6 +58,7 @@ func Defaults() Destination {
 		RateLimitPerMinute: DefaultRateLimitPerMinute,
 		Enabled:            true,
 		AttributeMappings:  []AttributeMapping{},
+		ConsentPolicy:      ConsentPolicy{Require: []string{}},
 	}
 }
 
@@ -81,6 +83,9 @@ func (r *Request) Apply(base Destination) Destination {
 	}
 	if r.Audiences != nil {
 		d.Audiences = append([]string{}, *r.Audiences...)
+	}
+	if r.ConsentPolicy != nil {
+		d.ConsentPolicy = ConsentPolicy{Require: append([]string{}, r.ConsentPolicy.Require...)}
 	}
 	if r.RateLimitPerMinute != nil {
 		d.RateLimitPerMinute = *r.RateLimitPerMinute
@@ -201,6 +206,7 @@ func (d *Destination) Validate(policy qualtrics.HostPolicy) []fault.Problem {
 			seen[a] = i
 		}
 	}
+	problems = append(problems, checkConsentPolicy(d.ConsentPolicy)...)
 	tagged("rateLimitPerMinute")
 	return problems
 }

@@ -300,15 +300,22 @@ func (r *Router) route(recs []queue.Record, gen int64) (delivery.Batch, []queue.
 			u.Audiences = append(u.Audiences, m.AudienceID)
 		}
 		b.Updates = append(b.Updates, u)
+		cons := newConsents(p)
 		for i := range dests {
 			d := &dests[i]
 			if !Touches(d, p) {
 				continue
 			}
-			s, err := Shape(d, p)
-			if err != nil {
-				r.log.Error("shape failed", zap.Error(err), zap.String("updateId", env.UpdateID), zap.String("destinationId", d.ID))
-				continue
+			var s Shaped
+			if cons.granted(d.ConsentPolicy) {
+				if s, err = Shape(d, p); err != nil {
+					r.log.Error("shape failed", zap.Error(err), zap.String("updateId", env.UpdateID), zap.String("destinationId", d.ID))
+					continue
+				}
+			} else {
+				// Never shaped, never sent; the identity hashes still let support find it.
+				s.identities(d, p.Identities, nil, nil)
+				s.Excluded = delivery.ReasonConsentDenied
 			}
 			ev := delivery.Event{
 				DeliveryID: delivery.ID(env.UpdateID, d.ID), UpdateID: env.UpdateID, DestinationID: d.ID,

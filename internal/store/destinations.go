@@ -17,10 +17,10 @@ import (
 
 const destinationColumns = `id, name, description, url, username, sealed_token, token_last4,
 	identity_mappings, attribute_mappings, audiences, rate_limit_per_minute, enabled, paused,
-	version, created_at, updated_at, deleted_at, generation`
+	version, created_at, updated_at, deleted_at, generation, consent_policy`
 
 type destinationJSON struct {
-	identity, attribute, audiences string
+	identity, attribute, audiences, consent string
 }
 
 func encodeDestinationLists(d destination.Destination) (destinationJSON, error) {
@@ -32,6 +32,7 @@ func encodeDestinationLists(d destination.Destination) (destinationJSON, error) 
 		{&out.identity, dstNonNil(d.IdentityMappings)},
 		{&out.attribute, dstNonNil(d.AttributeMappings)},
 		{&out.audiences, dstNonNil(d.Audiences)},
+		{&out.consent, destination.ConsentPolicy{Require: dstNonNil(d.ConsentPolicy.Require)}},
 	} {
 		b, err := json.Marshal(f.v)
 		if err != nil {
@@ -57,10 +58,10 @@ func (s *DB) CreateDestination(ctx context.Context, d destination.Destination) e
 	}
 	err = s.inGeneration(ctx, func(tx *sql.Tx, gen int64) (bool, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO destinations (`+destinationColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			d.ID, d.Name, d.Description, d.URL, d.Username, d.SealedToken, d.TokenLast4,
 			j.identity, j.attribute, j.audiences, d.RateLimitPerMinute, d.Enabled, d.Paused,
-			d.Version, ms(d.CreatedAt), ms(d.UpdatedAt), dstNullMS(d.DeletedAt), gen)
+			d.Version, ms(d.CreatedAt), ms(d.UpdatedAt), dstNullMS(d.DeletedAt), gen, j.consent)
 		return err == nil, err
 	})
 	if isUniqueViolation(err) {
@@ -138,11 +139,11 @@ func (s *DB) UpdateDestination(ctx context.Context, d destination.Destination, e
 		res, err := tx.ExecContext(ctx, `UPDATE destinations SET name = $1, description = $2, url = $3,
 		username = $4, sealed_token = $5, token_last4 = $6, identity_mappings = $7,
 		attribute_mappings = $8, audiences = $9, rate_limit_per_minute = $10, enabled = $11,
-		paused = $12, version = $13, updated_at = $14, generation = $15
+		paused = $12, version = $13, updated_at = $14, generation = $15, consent_policy = $18
 		WHERE id = $16 AND version = $17 AND deleted_at IS NULL`,
 			d.Name, d.Description, d.URL, d.Username, d.SealedToken, d.TokenLast4, j.identity,
 			j.attribute, j.audiences, d.RateLimitPerMinute, d.Enabled, d.Paused, d.Version,
-			ms(d.UpdatedAt), gen, d.ID, expectVersion)
+			ms(d.UpdatedAt), gen, d.ID, expectVersion, j.consent)
 		if err != nil {
 			return false, err
 		}
@@ -211,12 +212,12 @@ type dstScanner interface{ Scan(dest ...any) error }
 
 func scanDestination(r dstScanner) (destination.Destination, error) {
 	var d destination.Destination
-	var identity, attribute, audiences string
+	var identity, attribute, audiences, consent string
 	var created, updated int64
 	var deleted sql.NullInt64
 	err := r.Scan(&d.ID, &d.Name, &d.Description, &d.URL, &d.Username, &d.SealedToken, &d.TokenLast4,
 		&identity, &attribute, &audiences, &d.RateLimitPerMinute, &d.Enabled, &d.Paused,
-		&d.Version, &created, &updated, &deleted, &d.Generation)
+		&d.Version, &created, &updated, &deleted, &d.Generation, &consent)
 	if err != nil {
 		return d, err
 	}
@@ -229,6 +230,10 @@ func scanDestination(r dstScanner) (destination.Destination, error) {
 	if err := json.Unmarshal([]byte(audiences), &d.Audiences); err != nil {
 		return d, fmt.Errorf("destination %s: audiences: %w", d.ID, err)
 	}
+	if err := json.Unmarshal([]byte(consent), &d.ConsentPolicy); err != nil {
+		return d, fmt.Errorf("destination %s: consent_policy: %w", d.ID, err)
+	}
+	d.ConsentPolicy.Require = dstNonNil(d.ConsentPolicy.Require)
 	d.IdentityMappings = dstNonNil(d.IdentityMappings)
 	d.AttributeMappings = dstNonNil(d.AttributeMappings)
 	d.Audiences = dstNonNil(d.Audiences)

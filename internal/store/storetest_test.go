@@ -152,6 +152,7 @@ func suite(t *testing.T, b backend) {
 	t.Run("search deliveries", func(t *testing.T) { testSearchDeliveries(t, b.open(t)) })
 	t.Run("replay dead letters", func(t *testing.T) { testReplayDeadLetters(t, b.open(t)) })
 	t.Run("last alert", func(t *testing.T) { testLastAlert(t, b.open(t)) })
+	t.Run("alert episodes", func(t *testing.T) { testAlertEpisodes(t, b.open(t)) })
 	t.Run("parked due rounds up", func(t *testing.T) { testParkedDueRoundsUp(t, b.open(t)) })
 	t.Run("finished", func(t *testing.T) { testFinished(t, b.open(t)) })
 	t.Run("hostile text", func(t *testing.T) { testHostileText(t, b.open(t)) })

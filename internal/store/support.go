@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -222,7 +224,12 @@ const replaySeqBase = -(int64(1) << 62)
 // deliveries that are not dead-lettered, or were stored without a payload or with one that is
 // not JSON (it could never be sent), are left alone: one such row does not fail the replay of
 // the others.
-func (s *DB) ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now time.Time) ([]delivery.Replayed, error) {
+//
+// Order per (profile, destination) holds across a replay: a dead letter whose destination has
+// already been delivered a newer update of the same profile (received later; the update ID, a
+// UUIDv7, breaks ties) is skipped with reason delivery.SkipNewerDelivered unless f.Force.
+func (s *DB) ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now time.Time) (delivery.ReplayOutcome, error) {
+	var out delivery.ReplayOutcome
 	var w where
 	w.add("d.status = 'dead_lettered'")
 	w.add("d.payload IS NOT NULL")
@@ -241,7 +248,7 @@ FROM deliveries d JOIN updates u ON u.update_id = d.update_id
 
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
+		return out, fmt.Errorf("replay: %w", err)
 	}
 	defer tx.Rollback()
 	type row struct {
@@ -251,7 +258,7 @@ FROM deliveries d JOIN updates u ON u.update_id = d.update_id
 	var todo []row
 	rows, err := tx.QueryContext(ctx, q, w.args...)
 	if err != nil {
-		return nil, fmt.Errorf("replay: select: %w", err)
+		return out, fmt.Errorf("replay: select: %w", err)
 	}
 	for rows.Next() {
 		var r row
@@ -259,19 +266,28 @@ FROM deliveries d JOIN updates u ON u.update_id = d.update_id
 		var payload []byte
 		if err := rows.Scan(&r.job.DeliveryID, &r.job.UpdateID, &r.job.DestinationID, &r.attempts, &payload, &r.job.ProfileKey, &received); err != nil {
 			rows.Close()
-			return nil, err
+			return out, err
 		}
 		r.job.ReceivedAt, r.job.Payload = fromMS(received), payload
 		todo = append(todo, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return out, err
 	}
-	out := make([]delivery.Replayed, 0, len(todo))
 	for _, r := range todo {
 		if !json.Valid(r.job.Payload) {
 			continue
+		}
+		if !f.Force {
+			newer, err := newerDelivered(ctx, tx, r.job)
+			if err != nil {
+				return out, err
+			}
+			if newer != "" {
+				out.Skipped = append(out.Skipped, delivery.Skipped{DeliveryID: r.job.DeliveryID, Reason: delivery.SkipNewerDelivered, NewerUpdateID: newer})
+				continue
+			}
 		}
 		job, err := delivery.EncodeJob(r.job)
 		if err != nil {
@@ -280,7 +296,7 @@ FROM deliveries d JOIN updates u ON u.update_id = d.update_id
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', reason = 'replayed', next_attempt_at = NULL, updated_at = $2
 WHERE delivery_id = $1 AND status = 'dead_lettered'`, r.job.DeliveryID, ms(now))
 		if err != nil {
-			return nil, fmt.Errorf("replay: update: %w", err)
+			return out, fmt.Errorf("replay: update: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			continue
@@ -288,12 +304,29 @@ WHERE delivery_id = $1 AND status = 'dead_lettered'`, r.job.DeliveryID, ms(now))
 		if _, err := tx.ExecContext(ctx, `INSERT INTO parked (delivery_id, destination_id, profile_key, seq, due_at, attempts, first_attempt_at, job)
 VALUES ($1, $2, $3, $4, $5, $6, NULL, $7) ON CONFLICT (delivery_id) DO NOTHING`,
 			r.job.DeliveryID, r.job.DestinationID, r.job.ProfileKey, replaySeqBase+ms(r.job.ReceivedAt), ms(now), r.attempts, job); err != nil {
-			return nil, fmt.Errorf("replay: park: %w", err)
+			return out, fmt.Errorf("replay: park: %w", err)
 		}
-		out = append(out, delivery.Replayed{DeliveryID: r.job.DeliveryID, DestinationID: r.job.DestinationID})
+		out.Replayed = append(out.Replayed, delivery.Replayed{DeliveryID: r.job.DeliveryID, DestinationID: r.job.DestinationID})
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("replay: commit: %w", err)
+		return delivery.ReplayOutcome{}, fmt.Errorf("replay: commit: %w", err)
 	}
 	return out, nil
+}
+
+// newerDelivered returns the ID of an update of job's profile, newer than job's, that has been
+// delivered to job's destination, or "".
+func newerDelivered(ctx context.Context, tx *sql.Tx, job delivery.Job) (string, error) {
+	var id string
+	err := tx.QueryRowContext(ctx, `SELECT u.update_id FROM updates u JOIN deliveries d ON d.update_id = u.update_id
+WHERE u.profile_key = $1 AND d.destination_id = $2 AND d.status = 'delivered'
+  AND (u.received_at > $3 OR (u.received_at = $3 AND u.update_id > $4))
+ORDER BY u.received_at DESC, u.update_id DESC LIMIT 1`, job.ProfileKey, job.DestinationID, ms(job.ReceivedAt), job.UpdateID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("replay: newer delivered: %w", err)
+	}
+	return id, nil
 }

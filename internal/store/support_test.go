@@ -140,9 +140,19 @@ func testReplayDeadLetters(t *testing.T, db *DB) {
 	ctx := context.Background()
 	ids := seedSupport(t, db)
 	now := t0.Add(time.Hour)
-	// Naming a delivered one too: only the dead letter is replayed.
+	// p-2's newer update (upd_sd) has been delivered to dst_s: the dead letter is skipped
+	// unless forced, and stays dead-lettered.
 	got, err := db.ReplayDeadLetters(ctx, delivery.ReplayFilter{DeliveryIDs: []string{ids[0], ids[1]}, Limit: 2}, now)
-	if err != nil || !slices.Equal(got, []delivery.Replayed{{DeliveryID: ids[1], DestinationID: "dst_s"}}) {
+	if err != nil || len(got.Replayed) != 0 ||
+		!slices.Equal(got.Skipped, []delivery.Skipped{{DeliveryID: ids[1], Reason: delivery.SkipNewerDelivered, NewerUpdateID: "upd_sd"}}) {
+		t.Fatalf("replay behind a newer delivered update: %+v %v", got, err)
+	}
+	if r := getRow(t, db, ids[1]); r.status != "dead_lettered" {
+		t.Fatalf("a skipped dead letter changed: %+v", r)
+	}
+	// Forced, and naming a delivered one too: only the dead letter is replayed.
+	got, err = db.ReplayDeadLetters(ctx, delivery.ReplayFilter{DeliveryIDs: []string{ids[0], ids[1]}, Limit: 2, Force: true}, now)
+	if err != nil || len(got.Skipped) != 0 || !slices.Equal(got.Replayed, []delivery.Replayed{{DeliveryID: ids[1], DestinationID: "dst_s"}}) {
 		t.Fatalf("replay: %v %v", got, err)
 	}
 	r := getRow(t, db, ids[1])
@@ -162,7 +172,7 @@ func testReplayDeadLetters(t *testing.T, db *DB) {
 		t.Fatalf("parked job: %+v %+v %v", h, job, err)
 	}
 	// A second replay finds nothing to do; the stats show it as backlog.
-	if got, err := db.ReplayDeadLetters(ctx, delivery.ReplayFilter{DestinationID: "dst_s", Limit: 100}, now); err != nil || len(got) != 0 {
+	if got, err := db.ReplayDeadLetters(ctx, delivery.ReplayFilter{DestinationID: "dst_s", Limit: 100}, now); err != nil || len(got.Replayed) != 0 || len(got.Skipped) != 0 {
 		t.Fatalf("second replay: %v %v", got, err)
 	}
 	if st, err := db.DestinationStats(ctx, "dst_s", t0.Add(-time.Hour)); err != nil || st.Backlog != 1 || st.Parked != 1 {

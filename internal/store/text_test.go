@@ -97,7 +97,7 @@ func testHostileText(t *testing.T, db *DB) {
 	ok.UpdateID, ok.DestinationID, ok.Payload = "upd_h", "dst_h", []byte(`{"ok":true}`)
 	apply(t, db, delivery.Batch{Events: []delivery.Event{ok}})
 	if got, err := db.ReplayDeadLetters(ctx, delivery.ReplayFilter{DestinationID: "dst_h", Limit: 10}, t0.Add(time.Minute)); err != nil ||
-		len(got) != 1 || got[0].DeliveryID != "dlv_h2" {
+		len(got.Replayed) != 1 || got.Replayed[0].DeliveryID != "dlv_h2" {
 		t.Errorf("replay with a payload that is not JSON: %+v %v", got, err)
 	}
 	if st, err := db.DeliveryStatus(ctx, "dlv_h"); err != nil || st != delivery.DeadLettered {

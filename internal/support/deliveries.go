@@ -29,10 +29,12 @@ type DeliveryPage struct {
 }
 
 // ReplayRequest is the body of POST /v1/dead-letters/replay: either deliveryIds, or a filter
-// whose destinationId is required.
+// whose destinationId is required. Force replays even dead letters whose destination already
+// received a newer update of the same profile.
 type ReplayRequest struct {
 	DeliveryIDs []string      `json:"deliveryIds" validate:"omitempty,max=1000,dive,required"`
 	Filter      *ReplayFilter `json:"filter"`
+	Force       bool          `json:"force"`
 }
 
 // ReplayFilter selects dead letters of one destination.
@@ -45,10 +47,12 @@ type ReplayFilter struct {
 }
 
 // ReplayResult is the answer to a replay: the deliveries requeued (others named were not
-// dead-lettered and were left alone).
+// dead-lettered and were left alone), and the dead letters skipped with the reason (today
+// only newer_delivered: replaying would send an update older than one already delivered).
 type ReplayResult struct {
-	Replayed    int      `json:"replayed"`
-	DeliveryIDs []string `json:"deliveryIds"`
+	Replayed    int                `json:"replayed"`
+	DeliveryIDs []string           `json:"deliveryIds"`
+	Skipped     []delivery.Skipped `json:"skipped"`
 }
 
 var statuses = map[delivery.Status]bool{delivery.Pending: true, delivery.Retrying: true, delivery.Delivered: true, delivery.DeadLettered: true, delivery.Excluded: true}
@@ -168,19 +172,24 @@ func (h *Handlers) replay(c *gin.Context) {
 		api.Fail(c, fault.New(fault.Invalid, "deliveryIds", "required", "give the deliveryIds to replay, or a filter with a destinationId"))
 		return
 	}
-	replayed, err := h.Store.ReplayDeadLetters(c.Request.Context(), f, h.now())
+	f.Force = req.Force
+	out, err := h.Store.ReplayDeadLetters(c.Request.Context(), f, h.now())
 	if err != nil {
 		api.Fail(c, err)
 		return
 	}
-	ids := make([]string, len(replayed))
+	ids := make([]string, len(out.Replayed))
 	woken := map[string]bool{}
-	for i, r := range replayed {
+	for i, r := range out.Replayed {
 		ids[i] = r.DeliveryID
 		if h.Circuits != nil && !woken[r.DestinationID] {
 			woken[r.DestinationID] = true
 			h.Circuits.Wake(r.DestinationID)
 		}
 	}
-	c.JSON(http.StatusOK, ReplayResult{Replayed: len(ids), DeliveryIDs: ids})
+	skipped := out.Skipped
+	if skipped == nil {
+		skipped = []delivery.Skipped{}
+	}
+	c.JSON(http.StatusOK, ReplayResult{Replayed: len(ids), DeliveryIDs: ids, Skipped: skipped})
 }

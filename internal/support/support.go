@@ -28,7 +28,7 @@ type Store interface {
 	DestinationStats(ctx context.Context, destID string, since time.Time) (delivery.Stats, error)
 	LastAlert(ctx context.Context, destID string, kinds ...string) (*delivery.Alert, error)
 	SearchDeliveries(ctx context.Context, q delivery.Query) ([]delivery.Record, string, error)
-	ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now time.Time) ([]delivery.Replayed, error)
+	ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now time.Time) (delivery.ReplayOutcome, error)
 }
 
 // Handlers serve the support API.

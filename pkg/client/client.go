@@ -546,8 +546,8 @@ func (c *Client) deliveryPage(ctx context.Context, path string, q url.Values) (*
 // ReplayDeadLetters puts the selected dead letters back to pending; each is sent again with
 // its stored payload and the same Idempotency-Key, with a fresh retry window. Select by
 // DeliveryIDs or by Filter (one destination), not both. Deliveries that are not dead-lettered
-// are left alone, so replaying twice is harmless. Caution: a replayed update is older than any
-// the destination received since.
+// are left alone, so replaying twice is harmless. A dead letter whose destination already
+// received a newer update of the same profile is skipped (listed in Skipped) unless req.Force.
 func (c *Client) ReplayDeadLetters(ctx context.Context, req ReplayRequest) (*ReplayResult, error) {
 	var out ReplayResult
 	if _, err := c.call(ctx, http.MethodPost, "/v1/dead-letters/replay", nil, req, &out); err != nil {

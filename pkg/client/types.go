@@ -290,6 +290,9 @@ type DeliveryPage struct {
 type ReplayRequest struct {
 	DeliveryIDs []string      `json:"deliveryIds,omitempty"`
 	Filter      *ReplayFilter `json:"filter,omitempty"`
+	// Force replays even dead letters whose destination already received a newer update of
+	// the same profile (they are skipped otherwise: see ReplayResult.Skipped).
+	Force bool `json:"force,omitempty"`
 }
 
 // ReplayFilter selects dead letters of one destination.
@@ -306,8 +309,17 @@ type ReplayFilter struct {
 // ReplayResult says which dead letters were put back to pending. Deliveries named that were
 // not dead-lettered were left alone and are not listed.
 type ReplayResult struct {
-	Replayed    int      `json:"replayed"`
-	DeliveryIDs []string `json:"deliveryIds"`
+	Replayed    int             `json:"replayed"`
+	DeliveryIDs []string        `json:"deliveryIds"`
+	Skipped     []ReplaySkipped `json:"skipped"`
+}
+
+// ReplaySkipped is a dead letter a replay left alone, and why: "newer_delivered" (the
+// destination already received a newer update of the same profile; replay with Force).
+type ReplaySkipped struct {
+	DeliveryID    string `json:"deliveryId"`
+	Reason        string `json:"reason"`
+	NewerUpdateID string `json:"newerUpdateId,omitempty"`
 }
 
 // Stats windows.
