@@ -49,6 +49,7 @@ type opts struct {
 	file                string
 	ifMatch             int64
 	yes                 bool
+	force               bool
 	all                 bool
 	email, externalID   string
 	destination, status string

@@ -24,6 +24,7 @@ func deadLettersGroup() *group {
 				fs.StringVar(&o.since, "since", "", "only those changed at or after `TIME` (RFC 3339 or an age)")
 				fs.StringVar(&o.until, "until", "", "only those changed before `TIME`")
 				fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation")
+				fs.BoolVar(&o.force, "force", false, "replay also dead letters whose destination already received a newer update of the same profile (they are skipped otherwise: order per profile)")
 			}},
 	}}
 }
@@ -53,7 +54,7 @@ func deadLettersReplay(ctx context.Context, s *session, _ []string) error {
 	case byID && (s.o.reason != "" || s.o.since != "" || s.o.until != ""):
 		return usagef("--reason, --since and --until select with --destination, not with --id")
 	}
-	var req client.ReplayRequest
+	req := client.ReplayRequest{Force: s.o.force}
 	var question string
 	if byID {
 		req.DeliveryIDs = s.o.ids
@@ -114,8 +115,11 @@ func deadLettersReplay(ctx context.Context, s *session, _ []string) error {
 	for _, id := range r.DeliveryIDs {
 		fmt.Fprintln(s.stdout, "  "+id)
 	}
-	if byID && r.Replayed < len(s.o.ids) {
-		fmt.Fprintf(s.stderr, "%d of the given deliveries were not dead-lettered (or unknown) and were left alone\n", len(s.o.ids)-r.Replayed)
+	for _, sk := range r.Skipped {
+		fmt.Fprintf(s.stdout, "skipped %s: %s (newer update %s already delivered; --force replays it anyway)\n", sk.DeliveryID, sk.Reason, sk.NewerUpdateID)
+	}
+	if left := len(s.o.ids) - r.Replayed - len(r.Skipped); byID && left > 0 {
+		fmt.Fprintf(s.stderr, "%d of the given deliveries were not dead-lettered (or unknown) and were left alone\n", left)
 	}
 	return nil
 }
