@@ -35,12 +35,20 @@ const MaxJSONBody = 1 << 20
 
 // CheckJSON answers 415 unless the request says it carries JSON.
 func CheckJSON(r *http.Request) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return fault.New(fault.UnsupportedMedia, "header.Content-Type", "unsupported_media_type", "send the body as application/json")
 	}
+	// A body declared in another encoding than UTF-8 would be read as UTF-8 and stored mangled.
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return fault.New(fault.UnsupportedMedia, "header.Content-Type", CodeUnsupportedCharset,
+			fmt.Sprintf("charset=%s is not supported: send the body as UTF-8 with Content-Type: application/json (or application/json; charset=utf-8)", cs))
+	}
 	return nil
 }
+
+// CodeUnsupportedCharset is the error code of a JSON body declared in another charset than UTF-8.
+const CodeUnsupportedCharset = "unsupported_charset"
 
 // BindJSON decodes a JSON body strictly (unknown fields refused) into dst and validates it.
 func BindJSON(c *gin.Context, dst any) error {

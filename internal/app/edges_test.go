@@ -167,3 +167,28 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 		t.Fatalf("main listener without QGATE_METRICS_ADDR: %d %.300s", status, body)
 	}
 }
+
+// Every JSON endpoint, not only ingest, refuses a body declared in another charset than UTF-8
+// (415 unsupported_charset) and changes nothing.
+func TestOperatorEndpointsRefuseOtherCharsets(t *testing.T) {
+	n := startNode(t, nil)
+	key := n.createKey("operator")
+	body := []byte(`{"name":"latin","url":"https://x.qualtrics.com/API/v3/events/e","username":"u","apiToken":"t0123456789",` +
+		`"identityMappings":[{"source":"Email","target":"email"}],"audiences":["a1"]}`)
+	req, _ := http.NewRequest("POST", n.base+"/v1/destinations", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json; charset=latin1")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 415 || !strings.Contains(string(b), `"unsupported_charset"`) || !strings.Contains(string(b), `"header.Content-Type"`) {
+		t.Fatalf("POST /v1/destinations with charset=latin1: %d %s, want 415 unsupported_charset at header.Content-Type", resp.StatusCode, b)
+	}
+	status, list, _ := n.do("GET", "/v1/destinations", key, nil)
+	if status != 200 || strings.Contains(string(list), `"latin"`) {
+		t.Fatalf("a refused create changed something: %d %s", status, list)
+	}
+}

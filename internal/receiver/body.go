@@ -2,21 +2,20 @@ package receiver
 
 import (
 	"bytes"
-	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/qgate/qgate/internal/api"
 	"github.com/qgate/qgate/internal/fault"
 )
 
 // Codes of problems with how the body is sent.
 const (
-	CodeUnsupportedCharset = "unsupported_charset"
+	CodeUnsupportedCharset = api.CodeUnsupportedCharset
 	CodeByteOrderMark      = "byte_order_mark"
 )
 
@@ -29,25 +28,6 @@ const (
 
 // bom is the UTF-8 byte order mark, which JSON (RFC 8259 §8.1) must not start with.
 var bom = []byte{0xEF, 0xBB, 0xBF}
-
-// checkCharset refuses a JSON body declared in another encoding than UTF-8: qgate would read
-// it as UTF-8 and store mangled names. Content-Type itself is checked by api.CheckJSON.
-func checkCharset(r *http.Request) error {
-	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil {
-		return nil
-	}
-	cs, ok := params["charset"]
-	if !ok {
-		return nil
-	}
-	switch strings.ToLower(cs) {
-	case "utf-8", "utf8":
-		return nil
-	}
-	return fault.New(fault.UnsupportedMedia, "header.Content-Type", CodeUnsupportedCharset,
-		fmt.Sprintf("charset=%s is not supported: send the body as UTF-8 with Content-Type: application/json (or application/json; charset=utf-8)", cs))
-}
 
 // checkBOM gives a body that starts with a UTF-8 byte order mark its own message: it is
 // otherwise valid JSON, and "not valid JSON at byte 0" sends the reader looking elsewhere.

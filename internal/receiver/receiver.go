@@ -205,9 +205,6 @@ func (r *Receiver) readBody(c *gin.Context) ([]byte, error) {
 	if err := api.CheckJSON(c.Request); err != nil {
 		return nil, err
 	}
-	if err := checkCharset(c.Request); err != nil {
-		return nil, err
-	}
 	max := r.opts.MaxBodyBytes
 	tooLarge := fault.New(fault.TooLarge, "", CodeBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes; send fewer profiles per request", max))
 	if c.Request.ContentLength > max {
