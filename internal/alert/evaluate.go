@@ -33,6 +33,8 @@ type Evaluator struct {
 	// Fired is called after an alert was recorded (the sender looks at once).
 	Fired   func()
 	OnError func(error)
+	// Surveys, when set, gives the survey connections' latest syncs (survey.syncFailed).
+	Surveys SurveySyncs
 }
 
 func (e *Evaluator) now() time.Time {
@@ -105,6 +107,9 @@ func (e *Evaluator) Pass(ctx context.Context) error {
 			done := map[string]bool{}
 			for _, r := range s.Events {
 				cond := conditionOf(r.Type)
+				if r.Type == EventSurveySyncFailed {
+					continue // per connection, below
+				}
 				if _, ok := s.Wants(r.Type, d.ID); !ok || done[cond] {
 					continue
 				}
@@ -117,6 +122,11 @@ func (e *Evaluator) Pass(ctx context.Context) error {
 				fired += n
 			}
 		}
+	}
+	n, err := e.passSurveySyncs(ctx, subs, isOpen, now)
+	fired += n
+	if err != nil {
+		return err
 	}
 	if fired > 0 && e.Fired != nil {
 		e.Fired()

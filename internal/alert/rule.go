@@ -20,7 +20,7 @@ const (
 )
 
 // Events lists every event type.
-var Events = []string{EventCircuitOpened, EventCircuitClosed, EventDestinationAuth, EventDeadLettersThreshold, EventFailureRate, EventBacklogAge}
+var Events = []string{EventCircuitOpened, EventCircuitClosed, EventDestinationAuth, EventDeadLettersThreshold, EventFailureRate, EventBacklogAge, EventSurveySyncFailed}
 
 // Rule is one wanted event and, for the threshold events, its parameters. Durations are Go
 // duration strings ("90s", "15m", "2h").

@@ -31,12 +31,13 @@ type Subscription struct {
 	Sealed []byte `json:"-"`
 }
 
-// Wants returns the subscription's rule for event about destID, if it wants it.
+// Wants returns the subscription's rule for event about destID, if it wants it
+// (survey.syncFailed is about a survey connection: the destination filter does not apply).
 func (s Subscription) Wants(event, destID string) (Rule, bool) {
 	if !s.Enabled {
 		return Rule{}, false
 	}
-	if len(s.DestinationIDs) > 0 && !contains(s.DestinationIDs, destID) {
+	if len(s.DestinationIDs) > 0 && event != EventSurveySyncFailed && !contains(s.DestinationIDs, destID) {
 		return Rule{}, false
 	}
 	for _, r := range s.Events {

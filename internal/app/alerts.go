@@ -40,7 +40,7 @@ func newAlerting(a *App, box *destination.Box, policy qualtrics.HostPolicy) *ale
 		Backoff: notify.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay}, Window: a.cfg.RetryWindow, Tick: alertTick,
 		OnError: func(err error) { a.log.Warn("alert sender", zap.Error(err)) }}
 	w.sender.Init()
-	w.evaluator = &alert.Evaluator{Store: a.store, Destinations: a.destinations, Tick: alertTick, Fired: w.sender.Wake,
+	w.evaluator = &alert.Evaluator{Store: a.store, Destinations: a.destinations, Surveys: alertSurveys{a.store}, Tick: alertTick, Fired: w.sender.Wake,
 		OnError: func(err error) { a.log.Warn("alert evaluator", zap.Error(err)) }}
 	w.handlers = &alert.Handlers{Service: &alert.Service{Store: a.store, Box: box, Policy: policy}}
 	return w
