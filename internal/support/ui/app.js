@@ -504,14 +504,7 @@ function alertTable(alerts) {
 $("#loadalerts").addEventListener("click", () => listAlerts());
 function listAlerts() {
   show("Alerts", async () => {
-    try {
-      const p = await api("/v1/alerts");
-      const list = p.alerts || [];
-      return list.length ? alertTable(list) : el("p", "No alerts.", "hint");
-    } catch (err) {
-      if (err.status !== 404) throw err;
-    }
-    // A node without GET /v1/alerts: each destination's alerts of the last 24 hours.
+    // What each destination recorded (circuit opened or closed) in the last 24 hours ...
     const all = [];
     for (const d of destinations) {
       const v = await api(`/v1/destinations/${encodeURIComponent(d.id)}/series?window=24h`);
@@ -521,6 +514,23 @@ function listAlerts() {
     const box = el("div");
     box.appendChild(el("p", "Alerts of the last 24 hours, from every destination.", "hint"));
     box.appendChild(all.length ? alertTable(all) : el("p", "No alerts.", "hint"));
+    // ... and the alerts sent to alert subscriptions' webhooks, with their delivery state.
+    let sent = null;
+    try {
+      sent = (await api("/v1/alerts")).alerts || [];
+    } catch (err) {
+      if (err.status !== 404) throw err; // a node without alert subscriptions
+    }
+    if (sent !== null) {
+      box.appendChild(el("h3", "Sent to alert subscriptions"));
+      box.appendChild(sent.length ? table([
+        ["fired", (a) => when(a.firedAt)],
+        ["event", (a) => a.event],
+        ["destination", (a) => a.destinationName || destName(a.destinationId)],
+        ["message", (a) => a.message],
+        ["delivery", (a) => `${a.status} (${a.attempts} attempt${a.attempts === 1 ? "" : "s"})`],
+      ], sent, "sent-alerts") : el("p", "None sent.", "hint"));
+    }
     return box;
   });
 }
