@@ -252,11 +252,11 @@ func (a *App) startStages() {
 	go a.destinations.Run(refreshCtx, a.cfg.RegistryRefresh)
 	go store.RunPruner(refreshCtx, a.store, a.cfg.Retention, time.Hour, a.log.Named("retention"))
 
-	routerSrc := kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(routerGroup)})
+	routerSrc := kafka.NewConsumer(a.brokers, routerGroup, a.cfg.ProfileTopic, kafka.ConsumerOptions{MaxWait: a.cfg.ConsumerFetchWait(), OnError: a.consumerErrs.reporter(routerGroup)})
 	r := router.New(routerSrc, a.destinations, a.jobs, a.status, a.log.Named("router"), a.routerM)
 	a.startStage("router", routerSrc, r.Run)
 
-	dispatchSrc := kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{OnError: a.consumerErrs.reporter(dispatchGroup)})
+	dispatchSrc := kafka.NewConsumer(a.brokers, dispatchGroup, a.cfg.DeliveryTopic, kafka.ConsumerOptions{MaxWait: a.cfg.ConsumerFetchWait(), OnError: a.consumerErrs.reporter(dispatchGroup)})
 	d := dispatch.New(dispatchSrc, a.destinations, a.client, a.status, a.store, a.log.Named("dispatch"), a.dispatchM, dispatch.Options{
 		RetryWindow:    a.cfg.RetryWindow,
 		Backoff:        dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay},

@@ -29,6 +29,9 @@ type Config struct {
 	Partitions        int           // QGATE_KAFKA_PARTITIONS
 	ReplicationFactor int           // QGATE_KAFKA_REPLICATION_FACTOR
 	ProduceTimeout    time.Duration // QGATE_PRODUCE_TIMEOUT: how long ingest waits for acks=all
+	// FetchWait is how long a broker may hold a consumer's fetch while it has no new data;
+	// 0 (the default) chooses by broker: see FetchWaitFor.
+	FetchWait time.Duration // QGATE_KAFKA_FETCH_WAIT
 
 	// Ingest limits.
 	MaxBodyBytes int64 // QGATE_MAX_BODY_BYTES (default 5 MB)
@@ -142,6 +145,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	integer("QGATE_KAFKA_PARTITIONS", &c.Partitions)
 	integer("QGATE_KAFKA_REPLICATION_FACTOR", &c.ReplicationFactor)
 	dur("QGATE_PRODUCE_TIMEOUT", &c.ProduceTimeout)
+	dur("QGATE_KAFKA_FETCH_WAIT", &c.FetchWait)
 	var maxBody int
 	integer("QGATE_MAX_BODY_BYTES", &maxBody)
 	if maxBody != 0 {
@@ -227,6 +231,9 @@ func (c Config) Validate() error {
 	if c.ProduceTimeout <= 0 {
 		bad("QGATE_PRODUCE_TIMEOUT: must be positive")
 	}
+	if c.FetchWait < 0 || c.FetchWait > time.Minute {
+		bad("QGATE_KAFKA_FETCH_WAIT=%s: want 0 (chosen by broker) up to 1m", c.FetchWait)
+	}
 	if c.MaxBodyBytes < 1024 {
 		bad("QGATE_MAX_BODY_BYTES=%d: want at least 1024", c.MaxBodyBytes)
 	}
@@ -288,6 +295,27 @@ func (c Config) Warnings() []string {
 
 // Embedded reports whether qgate runs its own in-memory broker.
 func (c Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
+
+// ConsumerFetchWait is the fetch wait qgate's consumers use: FetchWait when set, else 20 ms on
+// the embedded broker and 1.5 s on an external cluster.
+//
+// kafka-go asks the broker to hold a fetch for the wait less a slack (a quarter of it below
+// 1 s, 1 s above) and gives up on the answer at the full wait: at 20 ms a Kafka broker busy
+// after a restart answered later than the 5 ms slack, every fetch of its partitions ended in
+// an i/o timeout and a re-dial, and the consumer read nothing for minutes. A broker answers a
+// fetch as soon as there is a record (MinBytes is 1), so a long wait costs no latency on Kafka.
+// The embedded broker keeps 20 ms: kfake sometimes holds a fetch for its whole wait although a
+// record arrived meanwhile.
+func (c Config) ConsumerFetchWait() time.Duration {
+	switch {
+	case c.FetchWait > 0:
+		return c.FetchWait
+	case c.Embedded():
+		return 20 * time.Millisecond
+	default:
+		return 1500 * time.Millisecond
+	}
+}
 
 func splitList(s string) []string {
 	var out []string

@@ -153,3 +153,34 @@ func TestPrivateNetworksWarns(t *testing.T) {
 		t.Fatalf("warnings: %q", w)
 	}
 }
+
+func TestConsumerFetchWaitIsChosenByBroker(t *testing.T) {
+	embedded, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := embedded.ConsumerFetchWait(); got != 20*time.Millisecond {
+		t.Errorf("embedded broker: fetch wait %s, want 20ms", got)
+	}
+	cluster := map[string]string{"QGATE_KAFKA_BROKERS": "k1:9092", "QGATE_SECRET_KEY": strings.Repeat("ab", 32)}
+	external, err := Load(nil, env(cluster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Above kafka-go's 1 s slack, so that a broker slow to answer is not a read timeout.
+	if got := external.ConsumerFetchWait(); got != 1500*time.Millisecond {
+		t.Errorf("external cluster: fetch wait %s, want 1.5s", got)
+	}
+	cluster["QGATE_KAFKA_FETCH_WAIT"] = "300ms"
+	set, err := Load(nil, env(cluster))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := set.ConsumerFetchWait(); got != 300*time.Millisecond {
+		t.Errorf("QGATE_KAFKA_FETCH_WAIT=300ms: fetch wait %s", got)
+	}
+	cluster["QGATE_KAFKA_FETCH_WAIT"] = "-1s"
+	if _, err := Load(nil, env(cluster)); err == nil || !strings.Contains(err.Error(), "QGATE_KAFKA_FETCH_WAIT") {
+		t.Errorf("QGATE_KAFKA_FETCH_WAIT=-1s: %v, want an error naming it", err)
+	}
+}

@@ -100,11 +100,13 @@ func (e *env) useCluster() bool {
 	return true
 }
 
-// kafkaVars are the settings a node needs in the cluster mode (nil without it).
+// kafkaVars are the settings a node needs for the test's broker. The in-process kfake broker
+// is external to the node, which would choose the cluster's fetch wait: it gets the embedded
+// broker's instead (see config.ConsumerFetchWait).
 func (e *env) kafkaVars() []string {
 	v, ok := clusterTopics.Load(e)
 	if !ok {
-		return nil
+		return []string{"QGATE_KAFKA_FETCH_WAIT=20ms"}
 	}
 	topics := v.([2]string)
 	return []string{

@@ -29,7 +29,8 @@ type ConsumerOptions struct {
 	// broker (embedded mode, tests) a fetch is sometimes held for its full MaxWait although a
 	// record arrived meanwhile: at 500 ms the p99 of single deliveries in
 	// TestSlowOrFailingDestinationDoesNotDelayOthers went from ~25 ms to ~500 ms, at 100 ms to
-	// ~45 ms. Against a real Kafka cluster a longer wait is safe (it answers at MinBytes).
+	// ~45 ms. Against a real Kafka cluster a longer wait is safe (it answers at MinBytes) and a
+	// short one is not (see config.ConsumerFetchWait, which qgate uses).
 	MaxWait time.Duration
 	Buffer  int // records read ahead (default 1000)
 
