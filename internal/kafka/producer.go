@@ -31,7 +31,12 @@ var ErrUnavailable = errors.New("kafka unavailable")
 // the deadline passed may or may not have been written (Unknown is true).
 type Producer struct {
 	topic string
-	addr  net.Addr
+	// brokers are the configured bootstrap brokers; addr is the list the transport uses now
+	// (all of them, or those that answered: producer_bootstrap.go), set by the flusher only.
+	brokers    []string
+	addr       net.Addr
+	brokerAddr map[int32]string // node ID → host:port, from the last metadata read
+	skip       map[string]bool  // brokers left out of addr (they did not answer)
 	// tr is the producer's own transport: forgetting its cached metadata (staleMetadata) then
 	// touches no other client.
 	tr   *kafkago.Transport
@@ -88,6 +93,7 @@ func NewProducer(brokers []string, topic string, opts ProducerOptions) *Producer
 	}
 	p := &Producer{
 		topic:   topic,
+		brokers: brokers,
 		addr:    kafkago.TCP(brokers...),
 		tr:      &kafkago.Transport{},
 		opts:    opts,

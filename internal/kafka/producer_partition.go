@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"fmt"
 
 	kafkago "github.com/segmentio/kafka-go"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
@@ -22,6 +21,10 @@ type partBatch struct {
 	owners    []owner // owners[i]: whose message recs[i] is
 	err       error
 	unknown   bool // a request carrying it was sent and not answered: it may be on the log
+	// silent are the leaders a request carrying it reached no answer from at all (refused,
+	// reset, timed out): they may be down or stalled. A broker that answered, even with an
+	// error, is not among them.
+	silent []int32
 }
 
 type owner struct {
@@ -34,8 +37,9 @@ type owner struct {
 func (p *Producer) assign(ctx context.Context, batch []*pubReq) ([]*partBatch, error) {
 	m, err := p.tr.RoundTrip(ctx, p.addr, &metadataAPI.Request{TopicNames: []string{p.topic}})
 	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return nil, &metadataError{err}
 	}
+	p.rememberBrokers(m.(*metadataAPI.Response))
 	var topic *metadataAPI.ResponseTopic
 	for i := range m.(*metadataAPI.Response).Topics {
 		if t := &m.(*metadataAPI.Response).Topics[i]; t.Name == p.topic {
@@ -104,3 +108,10 @@ func hashPartition(key []byte, n int) int {
 	}
 	return int(part)
 }
+
+// metadataError is a failed metadata read of the transport (as opposed to metadata that says
+// the topic or its partitions are missing).
+type metadataError struct{ err error }
+
+func (e *metadataError) Error() string { return "metadata: " + e.err.Error() }
+func (e *metadataError) Unwrap() error { return e.err }

@@ -35,6 +35,11 @@ func (p *Producer) flush(batch []*pubReq) {
 		}
 	}
 	if err != nil {
+		if merr := (*metadataError)(nil); errors.As(err, &merr) && ctx.Err() == nil {
+			// The transport's pool holds a failed metadata read (its bootstrap broker did not
+			// answer) and would serve that error for up to ~6 s: start another.
+			p.avoid(nil)
+		}
 		// Nothing was sent: metadata alone failed.
 		for _, r := range batch {
 			r.finish(&PublishError{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)})
@@ -42,8 +47,21 @@ func (p *Producer) flush(batch []*pubReq) {
 		return
 	}
 	p.produce(ctx, parts)
+	var silent map[int32]bool
 	for _, pb := range parts {
 		p.suspect = p.suspect || pb.unknown
+		for _, id := range pb.silent {
+			if silent == nil {
+				silent = make(map[int32]bool)
+			}
+			silent[id] = true
+		}
+	}
+	if silent != nil {
+		// A leader that does not answer may be down or stalled and about to be fenced; a
+		// stalled one's partitions then move without any broker answering NOT_LEADER. Read the
+		// leaders afresh, from another broker (producer_bootstrap.go).
+		p.avoid(silent)
 	}
 
 	// Answer each request: Failed per message from its partition's outcome.
@@ -224,9 +242,10 @@ func (p *Producer) send(ctx context.Context, group []*partBatch) {
 		// A request refused before it was written (no leader known, no connection) did not
 		// reach the broker; anything else may have.
 		var perr *produceAPI.Error
-		if !errors.As(err, &perr) && !isDialError(err) {
+		if !errors.As(err, &perr) {
 			for _, pb := range group {
-				pb.unknown = true
+				pb.silent = append(pb.silent, pb.leader)
+				pb.unknown = pb.unknown || !isDialError(err)
 			}
 		}
 		return
