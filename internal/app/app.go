@@ -60,7 +60,8 @@ type App struct {
 
 	// The background stages, started by Start and stopped together by Shutdown.
 	stopRefresh  context.CancelFunc
-	stages       []stage // the router and the dispatcher
+	stages       []stage    // the router and the dispatcher
+	stageDied    chan error // a stage that returned without being asked to stop
 	routerM      *router.Metrics
 	dispatchM    *dispatch.Metrics
 	consumerErrs *consumerErrors
@@ -74,7 +75,7 @@ type App struct {
 // PostgreSQL and Kafka are waited for, with backoff, for at most cfg.StartupTimeout (see
 // startup.go). On error everything opened so far is closed again.
 func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) {
-	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry(), stageDied: make(chan error, 2)}
 	if err := a.build(ctx); err != nil {
 		a.closeAll()
 		return nil, err
@@ -272,7 +273,14 @@ func (a *App) Run(ctx context.Context) error {
 		a.closeAll()
 		return err
 	}
-	<-ctx.Done()
+	var died error
+	select {
+	case <-ctx.Done():
+	case died = <-a.stageDied:
+		// A node without its router or dispatcher would accept updates that nothing routes or
+		// delivers: stop and exit non-zero, so that the supervisor starts it again.
+		a.log.Error("a pipeline stage stopped by itself; shutting the node down", zap.Error(died))
+	}
 	// Keep accepting for a moment while ingest and readyz answer 503: connections already queued
 	// (and load balancers still routing here) get a clear 503 instead of a reset.
 	a.log.Info("shutting down: draining ingest", zap.Duration("drain", a.cfg.ShutdownDrain))
@@ -280,7 +288,7 @@ func (a *App) Run(ctx context.Context) error {
 	time.Sleep(a.cfg.ShutdownDrain)
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
-	return a.Shutdown(sctx)
+	return errors.Join(died, a.Shutdown(sctx))
 }
 
 // DrainIngest makes ingest answer 503 and readiness fail from now on; Shutdown calls it first.

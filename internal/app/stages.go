@@ -23,8 +23,19 @@ func (a *App) startStage(name string, src io.Closer, run func(context.Context) e
 	s := stage{name: name, stop: stop, done: make(chan struct{}), src: src}
 	go func() {
 		defer close(s.done)
-		if err := run(ctx); err != nil {
+		err := run(ctx)
+		if err != nil {
 			a.log.Error(name+" stopped", zap.Error(err))
+		}
+		if ctx.Err() == nil { // nobody asked it to stop
+			died := fmt.Errorf("%s stopped by itself", name)
+			if err != nil {
+				died = fmt.Errorf("%s stopped by itself: %w", name, err)
+			}
+			select {
+			case a.stageDied <- died:
+			default:
+			}
 		}
 	}()
 	a.stages = append(a.stages, s)

@@ -99,3 +99,30 @@ func TestShutdownLeavesTheStatusWriterToAStageStillRunning(t *testing.T) {
 	}
 	a.closeAll()
 }
+
+// A stage that returns without being asked to (its consumer's records closed, say) is reported
+// on stageDied, which makes Run shut the node down and return the error: a node must not keep
+// accepting updates that nothing routes. A stage asked to stop is not reported.
+func TestAStageStoppingByItselfIsReported(t *testing.T) {
+	a := &App{log: zap.NewNop(), stageDied: make(chan error, 2)}
+	a.startStage("dispatcher", nopCloser{}, func(ctx context.Context) error { <-ctx.Done(); return nil })
+	a.startStage("router", nopCloser{}, func(ctx context.Context) error { return nil })
+	select {
+	case err := <-a.stageDied:
+		if err == nil || !strings.Contains(err.Error(), "router stopped by itself") {
+			t.Fatalf("reported %v, want the router named", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a router that returned by itself was not reported")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ended, err := a.stopStages(ctx); !ended || err != nil {
+		t.Fatalf("stopStages: ended %v, %v", ended, err)
+	}
+	select {
+	case err := <-a.stageDied:
+		t.Fatalf("a stage asked to stop was reported: %v", err)
+	default:
+	}
+}

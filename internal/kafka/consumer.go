@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -15,6 +16,7 @@ import (
 // offsets are committed once the outcome of a record is durable, never before.
 type Consumer struct {
 	r       *kafkago.Reader
+	fetch   func(context.Context) (kafkago.Message, error) // r.FetchMessage; a seam for tests
 	records chan queue.Record
 	onError func(op string, err error)
 	stop    context.CancelFunc
@@ -73,7 +75,7 @@ func NewConsumer(brokers []string, group, topic string, opts ConsumerOptions) *C
 		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) { onError("fetch", fmt.Errorf(format, args...)) }),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Consumer{r: r, records: make(chan queue.Record, opts.Buffer), onError: onError, stop: cancel, done: make(chan struct{})}
+	c := &Consumer{r: r, fetch: r.FetchMessage, records: make(chan queue.Record, opts.Buffer), onError: onError, stop: cancel, done: make(chan struct{})}
 	go c.pump(ctx)
 	return c
 }
@@ -82,9 +84,13 @@ func (c *Consumer) pump(ctx context.Context) {
 	defer close(c.done)
 	defer close(c.records)
 	for {
-		m, err := c.r.FetchMessage(ctx)
+		m, err := c.fetch(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			// Only Close ends the pump. kafka-go also hands out errors that wrap
+			// context.Canceled while it is open (a group generation's calls cut short, e.g.
+			// while the coordinator moves): ending on those closed Records() and silently
+			// stopped the stage reading it, with the process still serving.
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return
 			}
 			c.onError("fetch", fmt.Errorf("fetch: %w", err))
