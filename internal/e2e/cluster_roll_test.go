@@ -88,7 +88,7 @@ func TestClusterRollingRestart(t *testing.T) {
 			len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
 	}
 	oc := checkOrder(t, e, wfOf, load.l)
-	longest, _ := oc.longestWait(began, began, rolled)
+	longest, _ := oc.longestWait(began, rolled, began, time.Time{})
 	t.Logf("simulator: %d runs (by status %v), %d of updates answered 503 \"may have been written\"; order held over %d (profile, destination) pairs; %d repeated runs of one key; longest wait 202 → delivered of an update accepted during the roll %s; deliveries by status %v",
 		rc.runs, rc.byStatus, rc.unknownOK, oc.pairs, oc.duplicates, longest.Round(time.Millisecond), rc.terminalBy)
 }

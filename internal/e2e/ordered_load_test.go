@@ -192,15 +192,16 @@ func checkOrder(t *testing.T, e *env, wfOfDest map[string]string, l *ledger) ord
 	return oc
 }
 
-// longestWait is the longest wait of the updates an event at at could have held up: those
-// accepted in [from, to) (from: the previous event, to: the next) and first delivered at or
-// after at. n is how many there were.
-func (oc orderCheck) longestWait(at, from, to time.Time) (longest time.Duration, n int) {
+// longestWait is the longest wait of the updates accepted in [from, to) and first delivered
+// in [deliveredFrom, deliveredTo) (a zero deliveredTo: any time after), and how many there were.
+func (oc orderCheck) longestWait(from, to, deliveredFrom, deliveredTo time.Time) (longest time.Duration, n int) {
 	for _, w := range oc.waits {
-		if !w.accepted.Before(from) && w.accepted.Before(to) && !w.accepted.Add(w.wait).Before(at) {
-			n++
-			longest = max(longest, w.wait)
+		done := w.accepted.Add(w.wait)
+		if w.accepted.Before(from) || !w.accepted.Before(to) || done.Before(deliveredFrom) || (!deliveredTo.IsZero() && !done.Before(deliveredTo)) {
+			continue
 		}
+		n++
+		longest = max(longest, w.wait)
 	}
 	return longest, n
 }
