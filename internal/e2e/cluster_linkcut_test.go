@@ -71,8 +71,8 @@ func TestClusterClientLinkCut(t *testing.T) {
 	load.awaitAccepted(t, 100, 30*time.Second)
 
 	type fault struct {
-		name          string
-		start, healed time.Time
+		name               string
+		start, healed, end time.Time // end: the next fault's start, or the end of the load
 	}
 	faults := []*fault{{name: "cut"}, {name: "stall"}}
 	for _, f := range faults {
@@ -86,6 +86,7 @@ func TestClusterClientLinkCut(t *testing.T) {
 		proxy.restore()
 		f.healed = time.Now()
 		time.Sleep(after) // load on the healed link
+		f.end = time.Now()
 	}
 	load.end()
 
@@ -109,7 +110,9 @@ func TestClusterClientLinkCut(t *testing.T) {
 		var bad, ok int
 		var lastBad time.Time
 		for _, r := range results {
-			if r.start.Before(f.start) || !r.start.Before(f.healed.Add(after)) {
+			// A request is the fault's if it was answered during the fault or before the next
+			// (one in flight when the next began is the next one's).
+			if end := r.start.Add(r.dur); end.Before(f.start) || !end.Before(f.end) {
 				continue
 			}
 			switch r.status {
