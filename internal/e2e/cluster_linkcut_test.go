@@ -76,6 +76,9 @@ func TestClusterClientLinkCut(t *testing.T) {
 	}
 	faults := []*fault{{name: "cut"}, {name: "stall"}}
 	for _, f := range faults {
+		if proxy.open() == 0 {
+			t.Fatalf("%s: qgate holds no connection through the proxy to node %d: the fault would meet nothing", f.name, c.proxyNode)
+		}
 		f.start = time.Now()
 		if f.name == "cut" {
 			proxy.cut()
