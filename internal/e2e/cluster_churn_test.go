@@ -113,6 +113,9 @@ func TestClusterGroupChurn(t *testing.T) {
 	}
 
 	recs := awaitTerminal(t, cn, load.l, 120*time.Second)
+	if t.Failed() {
+		c.logGroups(t, map[string]string{"qgate-router": e.profileTopic(), "qgate-dispatcher": e.deliveryTopic()})
+	}
 	rc := checkRuns(t, e, wfOf, load.l, recs)
 	if rc.delivered != len(dests)*load.l.accepted() {
 		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*load.l.accepted(), rc.terminalBy)

@@ -421,3 +421,64 @@ func (c *kafkaCluster) awaitFullISR(t *testing.T, within time.Duration, topics .
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// logGroups logs, for each group and the topic it reads, its state, each member's partitions,
+// and per partition the committed offset against the log's end: when delivery stalls, whether
+// the group has a member that owns a partition and reads nothing.
+func (c *kafkaCluster) logGroups(t *testing.T, groupTopic map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl := c.client()
+	defer cl.Transport.(*kafkago.Transport).CloseIdleConnections()
+	for group, topic := range groupTopic {
+		var b strings.Builder
+		fmt.Fprintf(&b, "group %s on %s: ", group, topic)
+		if res, err := cl.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}}); err != nil {
+			fmt.Fprintf(&b, "describe: %v; ", err)
+		} else {
+			for _, g := range res.Groups {
+				fmt.Fprintf(&b, "state %s (%v), %d members", g.GroupState, g.Error, len(g.Members))
+				for _, m := range g.Members {
+					for _, mt := range m.MemberAssignments.Topics {
+						if mt.Topic == topic {
+							fmt.Fprintf(&b, " [%s…: %v]", m.MemberID[:min(20, len(m.MemberID))], mt.Partitions)
+						}
+					}
+				}
+				b.WriteString("; ")
+			}
+		}
+		lead, err := c.leaders(topic)
+		if err != nil {
+			fmt.Fprintf(&b, "leaders: %v", err)
+			t.Log(b.String())
+			continue
+		}
+		parts := make([]int, 0, len(lead))
+		lreq := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
+		for p := range lead {
+			parts = append(parts, p)
+			lreq.Topics[topic] = append(lreq.Topics[topic], kafkago.LastOffsetOf(p))
+		}
+		slices.Sort(parts)
+		ends := map[int]int64{}
+		if res, err := cl.ListOffsets(ctx, lreq); err == nil {
+			for _, po := range res.Topics[topic] {
+				ends[po.Partition] = po.LastOffset
+			}
+		}
+		committed := map[int]int64{}
+		if res, err := cl.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}}); err != nil {
+			fmt.Fprintf(&b, "offset fetch: %v; ", err)
+		} else {
+			for _, po := range res.Topics[topic] {
+				committed[po.Partition] = po.CommittedOffset
+			}
+		}
+		for _, p := range parts {
+			fmt.Fprintf(&b, "p%d (leader %d) committed %d of %d; ", p, lead[p], committed[p], ends[p])
+		}
+		t.Log(b.String())
+	}
+}

@@ -98,6 +98,9 @@ func TestClusterClientLinkCut(t *testing.T) {
 	t.Logf("proxy to node %d (leader of %d partitions of the test's topics): %d connections accepted", c.proxyNode, led, proxy.accepts())
 
 	recs := awaitTerminal(t, n, load.l, 120*time.Second)
+	if t.Failed() {
+		c.logGroups(t, map[string]string{"qgate-router": e.profileTopic(), "qgate-dispatcher": e.deliveryTopic()})
+	}
 	rc := checkRuns(t, e, wfOf, load.l, recs)
 	if rc.delivered != len(dests)*load.l.accepted() {
 		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*load.l.accepted(), rc.terminalBy)

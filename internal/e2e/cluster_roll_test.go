@@ -78,6 +78,9 @@ func TestClusterRollingRestart(t *testing.T) {
 
 	start := time.Now()
 	recs := awaitTerminal(t, n, load.l, 120*time.Second)
+	if t.Failed() {
+		c.logGroups(t, map[string]string{"qgate-router": e.profileTopic(), "qgate-dispatcher": e.deliveryTopic()})
+	}
 	t.Logf("RECOVERY delivery: all accepted updates terminal %s after the load ended", time.Since(start).Round(time.Millisecond))
 	rc := checkRuns(t, e, wfOf, load.l, recs)
 	if rc.delivered != len(dests)*load.l.accepted() {
