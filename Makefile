@@ -101,7 +101,8 @@ KAFKA_DIR     ?= .cache/kafka/cluster-$(KAFKA_VERSION)
 KAFKA_TESTS   ?= .
 KAFKA_SKIP    ?=
 # Client ports KAFKA_PORT, +1, +2 (controllers at KAFKA_CONTROLLER_PORT, ...): set both to run a
-# second cluster beside one already running.
+# second cluster beside one already running. --proxy-node 3 adds the CLIENT listeners of the
+# link-cut test on KAFKA_PORT+3 to +5, node 3's advertised at KAFKA_PORT+6 (docs/kafka.md).
 KAFKA_PORT    ?= 19092
 KAFKA_CONTROLLER_PORT ?= 19192
 export KAFKA_PORT KAFKA_CONTROLLER_PORT
@@ -111,7 +112,7 @@ kafka-fetch:
 
 test-kafka:
 	@trap 'scripts/kafka.sh stop --dir $(KAFKA_DIR)' EXIT; set -e; \
-	scripts/kafka.sh start --fresh --nodes 3 --version $(KAFKA_VERSION) --dir $(KAFKA_DIR); \
+	scripts/kafka.sh start --fresh --nodes 3 --version $(KAFKA_VERSION) --dir $(KAFKA_DIR) --proxy-node 3; \
 	echo "go test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' -skip '$(KAFKA_SKIP)' ./internal/e2e/ on Kafka $(KAFKA_VERSION)"; \
 	QGATE_E2E_KAFKA_BROKERS=$(KAFKA_BROKERS) QGATE_E2E_KAFKA_DIR=$(abspath $(KAFKA_DIR)) \
 		$(GO) test -race -count=1 -p 1 -timeout 30m -v -run '$(KAFKA_TESTS)' -skip '$(KAFKA_SKIP)' ./internal/e2e/

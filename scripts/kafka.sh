@@ -6,6 +6,7 @@
 #
 #   scripts/kafka.sh fetch  [--version V]
 #   scripts/kafka.sh start  [--nodes 3] [--version V] [--dir D] [--port 19092] [--controller-port 19192]
+#                           [--proxy-node K]
 #   scripts/kafka.sh status [--dir D]
 #   scripts/kafka.sh stop   [--dir D]
 #   scripts/kafka.sh start-node I [--dir D]      # start node I again (after a kill); wait until the
@@ -17,8 +18,13 @@
 # its PID file is D/node-I/pid, its log D/node-I/node.log. `stop` ends only the PIDs recorded
 # there (and only if the process still runs that node's server.properties). `start` on a dir
 # that holds a formatted cluster restarts its nodes; --fresh wipes it first.
+# --proxy-node K gives every node a second client listener, CLIENT, on 127.0.0.1:(port+N+I-1)
+# (N nodes), each advertised at its own address except node K's, advertised at
+# 127.0.0.1:(port+2N) where nothing listens: a client that bootstraps from the CLIENT addresses
+# reaches node K only through a TCP proxy on that port (the e2e link-cut test runs one), while
+# the brokers replicate over PLAINTEXT as before.
 # Environment: KAFKA_VERSION, KAFKA_DIR, KAFKA_HEAP (-Xmx, default 384m), KAFKA_PORT,
-# KAFKA_CONTROLLER_PORT, KAFKA_NODES.
+# KAFKA_CONTROLLER_PORT, KAFKA_NODES, KAFKA_PROXY_NODE.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +34,7 @@ NODES="${KAFKA_NODES:-3}"
 PORT="${KAFKA_PORT:-19092}"
 CPORT="${KAFKA_CONTROLLER_PORT:-19192}"
 HEAP="${KAFKA_HEAP:-384m}"
+PROXY_NODE="${KAFKA_PROXY_NODE:-}"
 FRESH=0
 KILL=0
 NODE=""
@@ -50,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--port) PORT="$2"; shift 2 ;;
 	--controller-port) CPORT="$2"; shift 2 ;;
 	--heap) HEAP="$2"; shift 2 ;;
+	--proxy-node) PROXY_NODE="$2"; shift 2 ;;
 	--fresh) FRESH=1; shift ;;
 	--kill) KILL=1; shift ;;
 	*) die "unknown option $1" ;;
@@ -58,6 +66,7 @@ done
 [[ "$NODES" =~ ^[1-9]$ ]] || die "--nodes $NODES: want 1 to 9"
 [[ "$VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "--version $VERSION: want X.Y.Z"
 [[ "$PORT" =~ ^[0-9]+$ && "$CPORT" =~ ^[0-9]+$ ]] || die "--port/--controller-port: want numbers"
+[[ -z "$PROXY_NODE" || ( "$PROXY_NODE" =~ ^[1-9]$ && "$PROXY_NODE" -le "$NODES" ) ]] || die "--proxy-node $PROXY_NODE: want a node number of 1 to $NODES"
 case "$DIR" in /*) ;; *) DIR="$PWD/$DIR" ;; esac
 
 # A started cluster's settings win over the defaults, so stop/status/start-node need only --dir.
@@ -151,15 +160,22 @@ voters() {
 write_config() {
 	local i="$1" d; d="$(node_dir "$i")"
 	local rf=$((NODES < 3 ? NODES : 3)) isr=$((NODES < 3 ? 1 : 2))
+	# Without --proxy-node, PLAINTEXT serves clients and replication; with it, CLIENT is added.
+	local listen="PLAINTEXT://127.0.0.1:$((PORT + i - 1))" adv="PLAINTEXT://127.0.0.1:$((PORT + i - 1))" map="PLAINTEXT:PLAINTEXT"
+	if [ -n "$PROXY_NODE" ]; then
+		local cport=$((PORT + NODES + i - 1)) aport=$((PORT + NODES + i - 1))
+		if [ "$i" = "$PROXY_NODE" ]; then aport=$((PORT + 2 * NODES)); fi
+		listen="$listen,CLIENT://127.0.0.1:$cport" adv="$adv,CLIENT://127.0.0.1:$aport" map="$map,CLIENT:PLAINTEXT"
+	fi
 	mkdir -p "$d/data"
 	cat >"$d/server.properties" <<EOF
 # Written by scripts/kafka.sh for node $i of $NODES (Kafka $VERSION).
 process.roles=broker,controller
 node.id=$i
 controller.quorum.voters=$(voters)
-listeners=PLAINTEXT://127.0.0.1:$((PORT + i - 1)),CONTROLLER://127.0.0.1:$((CPORT + i - 1))
-advertised.listeners=PLAINTEXT://127.0.0.1:$((PORT + i - 1))
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listen,CONTROLLER://127.0.0.1:$((CPORT + i - 1))
+advertised.listeners=$adv
+listener.security.protocol.map=$map,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$d/data
@@ -279,6 +295,7 @@ write_env() {
 		echo "PORT=$PORT"
 		echo "CPORT=$CPORT"
 		echo "HEAP=$HEAP"
+		echo "PROXY_NODE=$PROXY_NODE"
 	} >"$DIR/cluster.env"
 }
 
@@ -287,6 +304,14 @@ print_env() {
 	echo "KAFKA_DIR=$DIR"
 	echo "KAFKA_VERSION=$VERSION"
 	for i in $(seq 1 "$NODES"); do echo "KAFKA_NODE_${i}_PID_FILE=$(node_dir "$i")/pid"; done
+	if [ -n "$PROXY_NODE" ]; then
+		local i s=""
+		for i in $(seq 1 "$NODES"); do
+			if [ "$i" = "$PROXY_NODE" ]; then s="$s${s:+,}127.0.0.1:$((PORT + 2 * NODES))"; else s="$s${s:+,}127.0.0.1:$((PORT + NODES + i - 1))"; fi
+		done
+		echo "KAFKA_CLIENT_BROKERS=$s"
+		echo "KAFKA_PROXY=127.0.0.1:$((PORT + 2 * NODES))->127.0.0.1:$((PORT + NODES + PROXY_NODE - 1))"
+	fi
 }
 
 start() {

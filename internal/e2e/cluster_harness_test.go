@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,14 @@ type kafkaCluster struct {
 	brokers []string
 	dir     string
 	nodes   int
+
+	// With `scripts/kafka.sh start --proxy-node K` (make test-kafka): every node's CLIENT
+	// listener as advertised, in node order (node K's is proxyAddr, where nothing listens until
+	// a test starts a proxy there), K, and node K's CLIENT listener itself (the proxy's target).
+	clientBrokers []string
+	proxyNode     int
+	proxyAddr     string
+	proxyTarget   string
 }
 
 var (
@@ -62,12 +71,60 @@ func externalCluster(t *testing.T) *kafkaCluster {
 			clusterErr = fmt.Errorf("QGATE_E2E_KAFKA_DIR=%s holds no node-1/server.properties of scripts/kafka.sh", dir)
 			return
 		}
+		if clusterErr = c.readClientListeners(); clusterErr != nil {
+			return
+		}
 		cluster = c
 	})
 	if clusterErr != nil {
 		t.Fatal(clusterErr)
 	}
 	return cluster
+}
+
+// readClientListeners reads each node's CLIENT listener (bound and advertised) from its
+// server.properties; a node whose two differ is the one clients reach through a proxy.
+func (c *kafkaCluster) readClientListeners() error {
+	for i := 1; i <= c.nodes; i++ {
+		path := filepath.Join(c.dir, fmt.Sprintf("node-%d", i), "server.properties")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var bound, advertised string
+		for _, line := range strings.Split(string(b), "\n") {
+			key, val, _ := strings.Cut(strings.TrimSpace(line), "=")
+			for _, l := range strings.Split(val, ",") {
+				if addr, ok := strings.CutPrefix(l, "CLIENT://"); ok {
+					switch key {
+					case "listeners":
+						bound = addr
+					case "advertised.listeners":
+						advertised = addr
+					}
+				}
+			}
+		}
+		switch {
+		case bound == "" && advertised == "":
+			if len(c.clientBrokers) > 0 {
+				return fmt.Errorf("%s has no CLIENT listener but node 1 has", path)
+			}
+			continue
+		case bound == "" || advertised == "":
+			return fmt.Errorf("%s: CLIENT listener %q advertised as %q", path, bound, advertised)
+		case bound != advertised:
+			if c.proxyNode != 0 {
+				return fmt.Errorf("%s: a second node advertises its CLIENT listener elsewhere", path)
+			}
+			c.proxyNode, c.proxyAddr, c.proxyTarget = i, advertised, bound
+		}
+		c.clientBrokers = append(c.clientBrokers, advertised)
+	}
+	if len(c.clientBrokers) > 0 && c.proxyNode == 0 {
+		return fmt.Errorf("the CLIENT listeners in %s advertise no node at a proxy address", c.dir)
+	}
+	return nil
 }
 
 // brokerOnly names the tests that need the `qgate broker` process itself, and why.
@@ -295,5 +352,133 @@ func (c *kafkaCluster) start(t *testing.T, node int) {
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "kafka.sh"), "start-node", strconv.Itoa(node), "--dir", c.dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/kafka.sh start-node %d: %v\n%s", node, err, out)
+	}
+}
+
+// stop runs `scripts/kafka.sh stop-node` (SIGTERM: a controlled shutdown that hands the node's
+// leaderships over first; SIGKILL after 60 s) and returns once the process is gone. A cleanup
+// starts the node again if the test ends before it does.
+func (c *kafkaCluster) stop(t *testing.T, node int) {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	t.Cleanup(func() {
+		if _, err := c.pid(node); err != nil {
+			c.start(t, node)
+		}
+	})
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "kafka.sh"), "stop-node", strconv.Itoa(node), "--dir", c.dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/kafka.sh stop-node %d: %v\n%s", node, err, out)
+	}
+}
+
+// awaitFullISR polls the metadata until every partition of topics has all its replicas in
+// sync (and a leader), and returns when that was first seen.
+func (c *kafkaCluster) awaitFullISR(t *testing.T, within time.Duration, topics ...string) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var short []string
+	for {
+		short = short[:0]
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cl := c.client()
+		md, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
+		cancel()
+		cl.Transport.(*kafkago.Transport).CloseIdleConnections()
+		if err != nil {
+			short = append(short, err.Error())
+		} else {
+			seen := 0
+			for _, tp := range md.Topics {
+				if !slices.Contains(topics, tp.Name) {
+					continue
+				}
+				seen++
+				if tp.Error != nil {
+					short = append(short, fmt.Sprintf("%s: %v", tp.Name, tp.Error))
+				}
+				for _, p := range tp.Partitions {
+					if p.Error != nil || len(p.Isr) < len(p.Replicas) || p.Leader.ID < 0 {
+						short = append(short, fmt.Sprintf("%s/%d (ISR %d of %d, leader %d)", tp.Name, p.ID, len(p.Isr), len(p.Replicas), p.Leader.ID))
+					}
+				}
+			}
+			if seen < len(topics) {
+				short = append(short, fmt.Sprintf("%d of %d topics in the metadata", seen, len(topics)))
+			}
+		}
+		if len(short) == 0 {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("in-sync replicas not full %s later: %s", within, strings.Join(short[:min(6, len(short))], ", "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// logGroups logs, for each group and the topic it reads, its state, each member's partitions,
+// and per partition the committed offset against the log's end: when delivery stalls, whether
+// the group has a member that owns a partition and reads nothing.
+func (c *kafkaCluster) logGroups(t *testing.T, groupTopic map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl := c.client()
+	defer cl.Transport.(*kafkago.Transport).CloseIdleConnections()
+	for group, topic := range groupTopic {
+		var b strings.Builder
+		fmt.Fprintf(&b, "group %s on %s: ", group, topic)
+		if res, err := cl.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}}); err != nil {
+			fmt.Fprintf(&b, "describe: %v; ", err)
+		} else {
+			for _, g := range res.Groups {
+				fmt.Fprintf(&b, "state %s (%v), %d members", g.GroupState, g.Error, len(g.Members))
+				for _, m := range g.Members {
+					for _, mt := range m.MemberAssignments.Topics {
+						if mt.Topic == topic {
+							fmt.Fprintf(&b, " [%s…: %v]", m.MemberID[:min(20, len(m.MemberID))], mt.Partitions)
+						}
+					}
+				}
+				b.WriteString("; ")
+			}
+		}
+		lead, err := c.leaders(topic)
+		if err != nil {
+			fmt.Fprintf(&b, "leaders: %v", err)
+			t.Log(b.String())
+			continue
+		}
+		parts := make([]int, 0, len(lead))
+		lreq := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
+		for p := range lead {
+			parts = append(parts, p)
+			lreq.Topics[topic] = append(lreq.Topics[topic], kafkago.LastOffsetOf(p))
+		}
+		slices.Sort(parts)
+		ends := map[int]int64{}
+		if res, err := cl.ListOffsets(ctx, lreq); err == nil {
+			for _, po := range res.Topics[topic] {
+				ends[po.Partition] = po.LastOffset
+			}
+		}
+		committed := map[int]int64{}
+		if res, err := cl.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}}); err != nil {
+			fmt.Fprintf(&b, "offset fetch: %v; ", err)
+		} else {
+			for _, po := range res.Topics[topic] {
+				committed[po.Partition] = po.CommittedOffset
+			}
+		}
+		for _, p := range parts {
+			fmt.Fprintf(&b, "p%d (leader %d) committed %d of %d; ", p, lead[p], committed[p], ends[p])
+		}
+		t.Log(b.String())
 	}
 }

@@ -62,7 +62,13 @@ func (cl *clusterLoad) end() {
 // audience and checks that qgate created its topics with replication factor 3.
 func clusterNode(t *testing.T, e *env, c *kafkaCluster, name, audience string, dests int) (*node, []string, map[string]string) {
 	t.Helper()
-	n := e.startNode("serve", "")
+	return clusterNodeOn(t, e, c, "serve", "", name, audience, dests)
+}
+
+// clusterNodeOn is clusterNode for node nodeName on the store dbURL ("": SQLite).
+func clusterNodeOn(t *testing.T, e *env, c *kafkaCluster, nodeName, dbURL, name, audience string, dests int) (*node, []string, map[string]string) {
+	t.Helper()
+	n := e.startNode(nodeName, dbURL)
 	wfOf := map[string]string{}
 	var ids []string
 	for i := range dests {

@@ -23,6 +23,16 @@ type item struct {
 	email string
 	dests []string
 	raw   []byte
+	seq   int    // the profile's n-th update (orderedLoad), 0 elsewhere
+	tag   string // the update's own mark in its payload (loadTag, orderedLoad); "": the email marks it
+}
+
+// ref is what marks the item in the ledger's ambiguous and refused sets, and in a run (runRef).
+func (it item) ref() string {
+	if it.tag != "" {
+		return it.tag
+	}
+	return it.email
 }
 
 // newItem is a valid profile with a plaintext email, a member of auds.
@@ -76,14 +86,15 @@ func (r ingestResult) String() string {
 // a 202 or in a partly accepted 503.
 type ledger struct {
 	mu        sync.Mutex
-	updates   map[string]item // updateId → profile
-	ambiguous map[string]bool // emails sent in a request that got no answer, or answered "may still have been written": maybe queued
-	refused   map[string]bool // emails answered "not accepted, not written" (503): must never be delivered
+	updates   map[string]item      // updateId → profile
+	at        map[string]time.Time // updateId → when its 202 (or partial 503) arrived
+	ambiguous map[string]bool      // refs (item.ref) sent in a request that got no answer, or answered "may still have been written": maybe queued
+	refused   map[string]bool      // refs answered "not accepted, not written" (503): must never be delivered
 	results   []ingestResult
 }
 
 func newLedger() *ledger {
-	return &ledger{updates: map[string]item{}, ambiguous: map[string]bool{}, refused: map[string]bool{}}
+	return &ledger{updates: map[string]item{}, at: map[string]time.Time{}, ambiguous: map[string]bool{}, refused: map[string]bool{}}
 }
 
 func (l *ledger) accepted() int {
@@ -123,7 +134,7 @@ func (l *ledger) send(ctx context.Context, n *node, c *http.Client, items []item
 	switch {
 	case err != nil && status == 0:
 		for _, it := range items {
-			l.ambiguous[it.email] = true
+			l.ambiguous[it.ref()] = true
 		}
 		rest = items
 	case json.Unmarshal(body, &v) == nil && len(v.Results) == len(items):
@@ -131,16 +142,17 @@ func (l *ledger) send(ctx context.Context, n *node, c *http.Client, items []item
 			switch {
 			case r.Status == "accepted" && r.UpdateID != "":
 				l.updates[r.UpdateID] = items[i]
+				l.at[r.UpdateID] = res.start.Add(res.dur)
 				res.accepted++
 			case r.Status == "rejected":
 				res.rejected++
 			case len(r.Errors) > 0 && strings.Contains(r.Errors[0].Message, "may still have been written"):
 				// The broker may have written it (a produce timed out on the wire, or the
 				// leader appended it but acks=all timed out): not accepted, but it may land.
-				l.ambiguous[items[i].email] = true
+				l.ambiguous[items[i].ref()] = true
 				rest = append(rest, items[i])
 			default:
-				l.refused[items[i].email] = true
+				l.refused[items[i].ref()] = true
 				rest = append(rest, items[i])
 			}
 		}
@@ -338,11 +350,11 @@ func checkRuns(t *testing.T, e *env, wfOfDest map[string]string, l *ledger, recs
 				}
 				continue
 			}
-			if ambiguous[runEmail(r)] {
+			if ambiguous[runRef(r)] {
 				rc.unknownOK++
 				continue
 			}
-			if refused[runEmail(r)] {
+			if refused[runRef(r)] {
 				rc.refusedRun = append(rc.refusedRun, fmt.Sprintf("%s key %q status %d email %q at %s", wf, r.IdempotencyKey, r.Status, runEmail(r), r.Time.Format("15:04:05.000")))
 				continue
 			}
@@ -369,6 +381,17 @@ func checkRuns(t *testing.T, e *env, wfOfDest map[string]string, l *ledger, recs
 		t.Errorf("%d deliveries reported delivered have no successful run at the simulator, e.g. %v", len(missing), missing[:min(5, len(missing))])
 	}
 	return rc
+}
+
+// runRef is what marks a run's update: the payload's loadTag (orderedLoad), else its email.
+func runRef(r simulator.Run) string {
+	var v struct {
+		LoadTag string `json:"loadTag"`
+	}
+	if json.Unmarshal(r.Body, &v) == nil && v.LoadTag != "" {
+		return v.LoadTag
+	}
+	return runEmail(r)
 }
 
 // runEmail is the email a run's payload carries (identityMap.Email[0].id or email).
