@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -59,7 +60,7 @@ func cmdIdle(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 		if err != nil {
 			return 1, err
 		}
-		res.text += " load=" + loadAvg()
+		res.text = strings.TrimSpace(res.text + " load=" + loadAvg())
 		fmt.Fprintf(stdout, "run=%d/%d %s\n", r, runs, res)
 		all = append(all, res)
 	}

@@ -192,7 +192,6 @@ func ingest(ctx context.Context, o options, stdout, stderr io.Writer) (int, erro
 	env := append(withoutQGATE(os.Environ()),
 		"QGATE_ADDR="+addr,
 		"QGATE_KAFKA_BROKERS="+brokerAddr,
-		"QGATE_KAFKA_FETCH_WAIT=20ms", // `qgate broker` is kfake: the embedded broker's wait
 		"QGATE_DATA_DIR="+filepath.Join(dir, "data"),
 		"QGATE_ADMIN_KEY="+adminKey,
 		"QGATE_SECRET_KEY="+randomHex(32),
