@@ -36,7 +36,10 @@ const (
 func TestStoreStatementsPerDelivery(t *testing.T) {
 	inj := storefault.New()
 	var dataDir string
-	e := startDeliveryWith(t, func(c *cfgT) { dataDir = c.DataDir }, app.Options{Store: store.Options{WrapConnector: inj.Wrap}})
+	e := startDeliveryWith(t, func(c *cfgT) {
+		dataDir = c.DataDir
+		c.DeliveryTimeout = 20 * time.Second // no retry on a loaded machine: one attempt each
+	}, app.Options{Store: store.Options{WrapConnector: inj.Wrap}})
 	destID, wf := e.destination("stmts", nil)
 
 	// Warm up: the destination's lane exists, its claim is held and the registry has it.
