@@ -62,7 +62,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/update
 	$(GO) test -run '^$$' -fuzz FuzzShape -fuzztime $(FUZZTIME) ./internal/router
 
-# Benchmarks (figures in docs/benchmarks.md; ~20 minutes). On a shared machine run it as
+# Benchmarks (figures in docs/benchmarks.md; ~35 minutes). On a shared machine run it as
 # `flock /tmp/qgate-bench.lock make bench` so that benchmark runs do not overlap. The delivery
 # figures on PostgreSQL use QBENCH_PG_URL (default: QGATE_TEST_DATABASE_URL's server), where each
 # run creates and drops a fresh database; without either they are skipped, and said so.
@@ -80,6 +80,16 @@ bench: build
 		echo "NOTE: deliver on PostgreSQL was SKIPPED; set QBENCH_PG_URL or QGATE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable"; \
 	fi
 	$(QBENCH) latency -qgate $(BIN)/qgate -runs 3
+	@# Issue #12: the Benthos peer (bench/peer, its own module, built into .cache/peer/) and qgate
+	@# back to back, 3 rounds, ~4 minutes each with PostgreSQL (the first build of the peer adds
+	@# ~1.5 minutes and ~270 MB of modules from the Go module proxy).
+	@if [ -n "$(QBENCH_PG_URL)" ]; then \
+		echo '$(QBENCH) peer -qgate $(BIN)/qgate -runs 3 -store both -pg-url <QBENCH_PG_URL>'; \
+		$(QBENCH) peer -qgate $(BIN)/qgate -runs 3 -store both -pg-url '$(QBENCH_PG_URL)'; \
+	else \
+		$(QBENCH) peer -qgate $(BIN)/qgate -runs 3 -store sqlite && \
+		echo "NOTE: qbench peer ran qgate on SQLite only; set QBENCH_PG_URL or QGATE_TEST_DATABASE_URL for PostgreSQL"; \
+	fi
 	$(QBENCH) backlog -qgate $(BIN)/qgate -runs 1 -profiles 1000000 -max-time 8m
 	$(GO) test -run '^$$' -bench StatusWrite -benchtime 3s -count 3 ./internal/store
 	@if [ -z "$$QGATE_TEST_DATABASE_URL" ]; then \

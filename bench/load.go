@@ -22,6 +22,11 @@ type Scenario struct {
 	Conns    int
 	Warmup   time.Duration
 	Duration time.Duration
+	// Status is the answer that counts as success (0: 202, qgate's). PeerAnswer, when set,
+	// counts a request as Batch profiles on Status alone; otherwise the body must be qgate's
+	// verdict with "accepted" equal to Batch.
+	Status     int
+	PeerAnswer bool
 	// CPU are cumulative CPU-time readers (a process each) sampled at the start and end of
 	// the window; Result.CPU holds the cores each used during it.
 	CPU []CPUReader
@@ -147,12 +152,8 @@ func Run(ctx context.Context, s Scenario, bodies [][]byte) *Result {
 				}
 				status, err := post(ctx, client, s, body, &buf)
 				end := time.Now()
-				if err == nil && status != http.StatusAccepted {
-					err = fmt.Errorf("status %d: %.300s", status, buf.Bytes())
-				} else if err == nil {
-					if n := acceptedCount(buf.Bytes()); n != s.Batch {
-						err = fmt.Errorf("status 202 with accepted %d of %d: %.300s", n, s.Batch, buf.Bytes())
-					}
+				if err == nil {
+					err = s.Check(status, buf.Bytes())
 				}
 				if err != nil {
 					if ctx.Err() != nil {
@@ -190,6 +191,25 @@ func Run(ctx context.Context, s Scenario, bodies [][]byte) *Result {
 	}
 	slices.Sort(res.Latencies)
 	return res
+}
+
+// Check says whether an answer counts as the request's Batch profiles taken: the Status (202
+// by default) and, unless PeerAnswer, qgate's verdict accepting all of them.
+func (s Scenario) Check(status int, body []byte) error {
+	want := s.Status
+	if want == 0 {
+		want = http.StatusAccepted
+	}
+	if status != want {
+		return fmt.Errorf("status %d: %.300s", status, body)
+	}
+	if s.PeerAnswer {
+		return nil
+	}
+	if n := acceptedCount(body); n != s.Batch {
+		return fmt.Errorf("status %d with accepted %d of %d: %.300s", status, n, s.Batch, body)
+	}
+	return nil
 }
 
 // post sends one body and reads the whole response into buf.

@@ -49,6 +49,29 @@ func Bodies(n, batch int) [][]byte {
 	return out
 }
 
+// ArrayBodies is Bodies in the peer's form (bench/peer): the same profiles, a batch being a
+// bare JSON array [...] instead of {"profiles": [...]}; batch 1 is the single object as in Body.
+func ArrayBodies(n, batch int) [][]byte {
+	out := Bodies(n, batch)
+	if batch == 1 {
+		return out
+	}
+	for i, b := range out {
+		out[i] = AsArray(b)
+	}
+	return out
+}
+
+// AsArray turns a {"profiles":[...]} body into the bare array [...] in place (it returns a
+// subslice of b); any other body is returned unchanged.
+func AsArray(b []byte) []byte {
+	const pre = `{"profiles":`
+	if len(b) > len(pre)+1 && string(b[:len(pre)]) == pre && b[len(b)-1] == '}' {
+		return b[len(pre) : len(b)-1]
+	}
+	return b
+}
+
 // acceptedCount reads the "accepted" count at the top of a response body without decoding
 // the rest: qgate's and the floor's bodies both start with {"accepted":N. It returns -1 when
 // the body does not.

@@ -39,6 +39,7 @@ import (
 type App struct {
 	cfg      config.Config
 	log      *zap.Logger
+	opts     Options
 	store    *store.DB
 	broker   *kafka.Embedded
 	brokers  []string
@@ -75,7 +76,19 @@ type App struct {
 // PostgreSQL and Kafka are waited for, with backoff, for at most cfg.StartupTimeout (see
 // startup.go). On error everything opened so far is closed again.
 func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) {
-	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry(), stageDied: make(chan error, 2)}
+	return NewWith(ctx, cfg, log, Options{})
+}
+
+// Options are what New leaves at their defaults: hooks for tests, not configuration.
+type Options struct {
+	// Store adjusts how the store is opened (e.g. a storefault injector that also counts the
+	// statements the node runs).
+	Store store.Options
+}
+
+// NewWith is New with options.
+func NewWith(ctx context.Context, cfg config.Config, log *zap.Logger, o Options) (*App, error) {
+	a := &App{cfg: cfg, log: log, opts: o, registry: prometheus.NewRegistry(), stageDied: make(chan error, 2)}
 	if err := a.build(ctx); err != nil {
 		a.closeAll()
 		return nil, err

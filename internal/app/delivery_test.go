@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qgate/qgate/internal/app"
 	"github.com/qgate/qgate/internal/config"
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/receiver"
@@ -41,12 +42,18 @@ type deliveryEnv struct {
 
 func startDelivery(t *testing.T, mutate func(*config.Config)) *deliveryEnv {
 	t.Helper()
+	return startDeliveryWith(t, mutate, app.Options{})
+}
+
+// startDeliveryWith is startDelivery with app options.
+func startDeliveryWith(t *testing.T, mutate func(*config.Config), opts app.Options) *deliveryEnv {
+	t.Helper()
 	sim, srv, err := simulator.Start(simulator.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	n := startNode(t, func(c *config.Config) {
+	n := startNodeWith(t, func(c *config.Config) {
 		c.AllowPrivateNetworks = true
 		c.RetryBaseDelay = 20 * time.Millisecond
 		c.RetryMaxDelay = 100 * time.Millisecond
@@ -56,7 +63,7 @@ func startDelivery(t *testing.T, mutate func(*config.Config)) *deliveryEnv {
 		if mutate != nil {
 			mutate(c)
 		}
-	})
+	}, opts)
 	return &deliveryEnv{node: n, sim: sim, simURL: srv.URL, ingest: n.createKey("ingest"), operator: n.createKey("operator"), support: n.createKey("support")}
 }
 

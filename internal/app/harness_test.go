@@ -48,6 +48,12 @@ func (l *logBuffer) String() string {
 // startNode starts qgate with the embedded defaults on a loopback port; mutate adjusts the config.
 func startNode(t *testing.T, mutate func(*config.Config)) *node {
 	t.Helper()
+	return startNodeWith(t, mutate, app.Options{})
+}
+
+// startNodeWith is startNode with app options.
+func startNodeWith(t *testing.T, mutate func(*config.Config), opts app.Options) *node {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -66,7 +72,7 @@ func startNode(t *testing.T, mutate func(*config.Config)) *node {
 	log := zap.New(zapcore.NewCore(enc, logs, zapcore.DebugLevel))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := app.New(ctx, cfg, log)
+	a, err := app.NewWith(ctx, cfg, log, opts)
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}

@@ -129,7 +129,7 @@ func (a *App) connect(ctx context.Context) error {
 // openStore opens the store. SQLite is a local file with nothing to wait for: one try.
 func (a *App) openStore(ctx context.Context) error {
 	if a.cfg.DatabaseURL == "" {
-		db, err := store.Open(ctx, "", a.cfg.DataDir)
+		db, err := store.OpenWith(ctx, "", a.cfg.DataDir, a.opts.Store)
 		if err != nil {
 			return fmt.Errorf("the store (SQLite in QGATE_DATA_DIR=%s): %w", a.cfg.DataDir, err)
 		}
@@ -137,7 +137,7 @@ func (a *App) openStore(ctx context.Context) error {
 		return nil
 	}
 	return waitFor(ctx, a.log, "the store (PostgreSQL)", func(ctx context.Context) error {
-		db, err := store.Open(ctx, a.cfg.DatabaseURL, a.cfg.DataDir)
+		db, err := store.OpenWith(ctx, a.cfg.DatabaseURL, a.cfg.DataDir, a.opts.Store)
 		if err != nil {
 			if postgresPermanent(err) {
 				return permanentError{err}

@@ -30,7 +30,7 @@ type Config struct {
 	ReplicationFactor int           // QGATE_KAFKA_REPLICATION_FACTOR
 	ProduceTimeout    time.Duration // QGATE_PRODUCE_TIMEOUT: how long ingest waits for acks=all
 	// FetchWait is how long a broker may hold a consumer's fetch while it has no new data;
-	// 0 (the default) chooses by broker: see FetchWaitFor.
+	// 0 (the default): see ConsumerFetchWait.
 	FetchWait time.Duration // QGATE_KAFKA_FETCH_WAIT
 
 	// Ingest limits.
@@ -232,7 +232,7 @@ func (c Config) Validate() error {
 		bad("QGATE_PRODUCE_TIMEOUT: must be positive")
 	}
 	if c.FetchWait < 0 || c.FetchWait > time.Minute {
-		bad("QGATE_KAFKA_FETCH_WAIT=%s: want 0 (chosen by broker) up to 1m", c.FetchWait)
+		bad("QGATE_KAFKA_FETCH_WAIT=%s: want 0 (the default, 1.5s) up to 1m", c.FetchWait)
 	}
 	if c.MaxBodyBytes < 1024 {
 		bad("QGATE_MAX_BODY_BYTES=%d: want at least 1024", c.MaxBodyBytes)
@@ -296,25 +296,24 @@ func (c Config) Warnings() []string {
 // Embedded reports whether qgate runs its own in-memory broker.
 func (c Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
 
-// ConsumerFetchWait is the fetch wait qgate's consumers use: FetchWait when set, else 20 ms on
-// the embedded broker and 1.5 s on an external cluster.
+// ConsumerFetchWait is the fetch wait qgate's consumers use: FetchWait when set, else 1.5 s,
+// on the embedded broker and on a cluster alike.
 //
 // kafka-go asks the broker to hold a fetch for the wait less a slack (a quarter of it below
 // 1 s, 1 s above) and gives up on the answer at the full wait: at 20 ms a Kafka broker busy
 // after a restart answered later than the 5 ms slack, every fetch of its partitions ended in
 // an i/o timeout and a re-dial, and the consumer read nothing for minutes. A broker answers a
-// fetch as soon as there is a record (MinBytes is 1), so a long wait costs no latency on Kafka.
-// The embedded broker keeps 20 ms: kfake sometimes holds a fetch for its whole wait although a
-// record arrived meanwhile.
+// held fetch as soon as a record arrives (MinBytes is 1), so a long wait costs no latency; the
+// embedded broker (kfake) does too — its produce path wakes every fetch watching the partition
+// (kfake's watchFetch.push), which internal/kafka's TestHeldFetchIsAnsweredWhenARecordArrives
+// checks — so it needs no short wait either. The embedded default used 20 ms until issue #12:
+// its 24 partition fetchers then polled 1,200 times a second and an idle `qgate serve` burnt
+// ~0.2 cores; at 1.5 s (the broker holds each fetch 0.5 s) it is ~0.015 (`qbench idle`).
 func (c Config) ConsumerFetchWait() time.Duration {
-	switch {
-	case c.FetchWait > 0:
+	if c.FetchWait > 0 {
 		return c.FetchWait
-	case c.Embedded():
-		return 20 * time.Millisecond
-	default:
-		return 1500 * time.Millisecond
 	}
+	return 1500 * time.Millisecond
 }
 
 func splitList(s string) []string {

@@ -24,6 +24,9 @@ type feeder struct {
 	batch     int
 	audiences int
 	client    *http.Client
+	// peer: the target is the Benthos peer (bench/peer), which takes a batch as a bare JSON
+	// array and answers 200 with no verdict once the request's profiles are through.
+	peer bool
 
 	next     atomic.Int64 // next profile number
 	accepted atomic.Int64 // profiles in 202s with accepted == batch
@@ -34,6 +37,30 @@ type feeder struct {
 
 func newFeeder(base, key string, batch, audiences, conns int) *feeder {
 	return &feeder{url: base + "/v1/profiles", key: key, batch: batch, audiences: audiences, client: bench.NewClient(conns)}
+}
+
+// newPeerFeeder is newFeeder for the Benthos peer listening at base.
+func newPeerFeeder(base string, batch, audiences, conns int) *feeder {
+	f := newFeeder(base, "", batch, audiences, conns)
+	f.peer = true
+	return f
+}
+
+// body appends the request body of n profiles from first, in the target's form.
+func (f *feeder) body(dst []byte, first, n int) []byte {
+	dst = bench.AppendRoutedBody(dst, first, n, f.audiences)
+	if f.peer {
+		return bench.AsArray(dst)
+	}
+	return dst
+}
+
+// check says whether an answer took all n profiles of its request.
+func (f *feeder) check(status int, body []byte, n int) error {
+	if f.peer {
+		return bench.Scenario{Batch: n, Status: http.StatusOK, PeerAnswer: true}.Check(status, body)
+	}
+	return bench.Scenario{Batch: n}.Check(status, body)
 }
 
 // run drives conns workers until ctx ends or limit profiles were handed out (0: no limit).
@@ -61,12 +88,10 @@ func (f *feeder) run(ctx context.Context, conns int, limit int64, allow func() b
 				if limit > 0 && first+int64(n) > limit {
 					n = int(limit - first)
 				}
-				body = bench.AppendRoutedBody(body[:0], int(first), n, f.audiences)
+				body = f.body(body[:0], int(first), n)
 				status, err := f.post(ctx, body, &resp)
-				if err == nil && status != http.StatusAccepted {
-					err = fmt.Errorf("status %d: %.300s", status, resp.Bytes())
-				} else if err == nil && acceptedOf(resp.Bytes()) != n {
-					err = fmt.Errorf("202 with accepted != %d: %.300s", n, resp.Bytes())
+				if err == nil {
+					err = f.check(status, resp.Bytes(), n)
 				}
 				if err != nil {
 					if ctx.Err() != nil {
@@ -95,7 +120,9 @@ func (f *feeder) post(ctx context.Context, body []byte, buf *bytes.Buffer) (int,
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+f.key)
+	if f.key != "" {
+		req.Header.Set("Authorization", "Bearer "+f.key)
+	}
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return 0, err
@@ -112,23 +139,6 @@ func (f *feeder) errorSamples() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.samples...)
-}
-
-// acceptedOf reads {"accepted":N at the start of an ingest answer; -1 when it is not there.
-func acceptedOf(body []byte) int {
-	const prefix = `{"accepted":`
-	if !bytes.HasPrefix(body, []byte(prefix)) {
-		return -1
-	}
-	end := len(prefix)
-	for end < len(body) && body[end] >= '0' && body[end] <= '9' {
-		end++
-	}
-	n, err := strconv.Atoi(string(body[len(prefix):end]))
-	if err != nil {
-		return -1
-	}
-	return n
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

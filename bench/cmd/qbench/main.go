@@ -37,13 +37,15 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-const usage = `usage: qbench ingest|deliver|latency|backlog [flags]
+const usage = `usage: qbench ingest|deliver|latency|backlog|peer|idle [flags]
 
 Starts qgate broker and qgate serve as processes on 127.0.0.1 and measures:
   ingest   POST /v1/profiles at batch 1 and batch 100, and a decode-only floor
   deliver  delivered/s across 100 destinations to a sink in this process (-store sqlite|postgres|both)
   latency  ingest acknowledgement → arrival at the sink, at a fixed rate (2,000 profiles/s)
   backlog  qgate's RSS while 1,000,000 deliveries for a down destination are parked
+  peer     the Benthos peer (bench/peer) and qgate back to back: issue #12's ratios
+  idle     the CPU of an idle qgate serve (embedded broker), from /proc
 Run 'qbench <command> -h' for the flags.
 `
 
@@ -190,7 +192,6 @@ func ingest(ctx context.Context, o options, stdout, stderr io.Writer) (int, erro
 	env := append(withoutQGATE(os.Environ()),
 		"QGATE_ADDR="+addr,
 		"QGATE_KAFKA_BROKERS="+brokerAddr,
-		"QGATE_KAFKA_FETCH_WAIT=20ms", // `qgate broker` is kfake: the embedded broker's wait
 		"QGATE_DATA_DIR="+filepath.Join(dir, "data"),
 		"QGATE_ADMIN_KEY="+adminKey,
 		"QGATE_SECRET_KEY="+randomHex(32),

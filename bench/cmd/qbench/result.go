@@ -35,6 +35,13 @@ func (r *result) set(name string, v float64, prec int) *result {
 	return r
 }
 
+// drop removes a number.
+func (r *result) drop(name string) {
+	r.names = slices.DeleteFunc(r.names, func(n string) bool { return n == name })
+	delete(r.vals, name)
+	delete(r.prec, name)
+}
+
 func (r *result) pass() bool {
 	if r.judge == "" {
 		return true

@@ -65,3 +65,27 @@ func TestMemStatusAndCPU(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestRatioJudgesTheIssuesTargets(t *testing.T) {
+	for _, tc := range []struct {
+		r    *result
+		pass bool
+		text string
+	}{
+		{ratio("deliver", 6000, 5000, 1.0, false, 0), true, "qgate=6000.0 peer=5000.0 ratio=1.20 target:ratio>=1 PASS"},
+		{ratio("deliver", 4000, 5000, 1.0, false, 0), false, "ratio=0.80 target:ratio>=1 MISS"},
+		{ratio("p99", 40, 28, 1.5, true, 2), true, "ratio=1.43 target:ratio<=1.5 PASS"},
+		{ratio("p99", 43, 28, 1.5, true, 2), false, "ratio=1.54 target:ratio<=1.5 MISS"},
+		{ratio("p99 ms", 51, 0, 50, true, 1), false, "qgate=51.0 target:qgate<=50 MISS"},
+		{ratio("idle", 0.015, 0, 0.02, true, 3), true, "qgate=0.015 target:qgate<=0.02 PASS"},
+	} {
+		if tc.r.pass() != tc.pass || !strings.Contains(tc.r.String(), tc.text) {
+			t.Errorf("%s: pass %v, want %v; %q does not contain %q", tc.r.label, tc.r.pass(), tc.pass, tc.r.String(), tc.text)
+		}
+	}
+	r := newResult("x").set("a", 1, 0).set("b", 2, 0)
+	r.drop("a")
+	if r.String() != "x b=2" {
+		t.Errorf("drop: %q", r.String())
+	}
+}

@@ -110,7 +110,6 @@ func startStack(ctx context.Context, cfg stackConfig) (*stack, error) {
 	env := append(withoutQGATE(os.Environ()),
 		"QGATE_ADDR="+addr,
 		"QGATE_KAFKA_BROKERS="+brokerAddr,
-		"QGATE_KAFKA_FETCH_WAIT=20ms", // `qgate broker` is kfake: the embedded broker's wait
 		"QGATE_DATA_DIR="+s.dataDir,
 		"QGATE_ADMIN_KEY="+s.adminKey,
 		"QGATE_SECRET_KEY="+randomHex(32),

@@ -67,6 +67,13 @@ type Injector struct {
 	rules []*rule
 	fired map[Op]int
 	calls map[Op]int
+	stmts map[Statement]int
+}
+
+// Statement is one statement text run as op (Exec or Query).
+type Statement struct {
+	Op    Op
+	Query string
 }
 
 type rule struct {
@@ -77,7 +84,7 @@ type rule struct {
 
 // New returns an Injector without rules: wrapped stores work normally.
 func New() *Injector {
-	return &Injector{fired: map[Op]int{}, calls: map[Op]int{}}
+	return &Injector{fired: map[Op]int{}, calls: map[Op]int{}, stmts: map[Statement]int{}}
 }
 
 // Add adds a rule and returns the function that removes it (and releases the calls it
@@ -133,6 +140,18 @@ func (in *Injector) Calls(op Op) int {
 	return in.calls[op]
 }
 
+// Statements reports how many times each statement text ran (Exec and Query calls, faulted or
+// not): a copy, so that a test can take one before and one after a piece of work and compare.
+func (in *Injector) Statements() map[Statement]int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make(map[Statement]int, len(in.stmts))
+	for k, v := range in.stmts {
+		out[k] = v
+	}
+	return out
+}
+
 // Wrap returns c with the injector's faults: pass it as store.Options.WrapConnector.
 func (in *Injector) Wrap(c driver.Connector) driver.Connector { return &connector{in: in, c: c} }
 
@@ -150,6 +169,9 @@ func (in *Injector) check(op Op, query string, args []driver.NamedValue) (verdic
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.calls[op]++
+	if op == Exec || op == Query {
+		in.stmts[Statement{op, query}]++
+	}
 	for _, r := range in.rules {
 		if r.Op != op || (r.Match != "" && !strings.Contains(query, r.Match)) || (r.MatchArg != "" && !hasArg(args, r.MatchArg)) {
 			continue

@@ -207,3 +207,43 @@ func TestConnect(t *testing.T) {
 		t.Fatalf("%d connects", inj.Calls(storefault.Connect))
 	}
 }
+
+func TestStatementsCountsEachTextPerOp(t *testing.T) {
+	inj := storefault.New()
+	db := open(t, inj) // runs CREATE TABLE once
+	before := inj.Statements()
+	st, err := db.Prepare(`INSERT INTO t (v) VALUES ($1)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, v := range []string{"a", "b", "c"} {
+		if _, err := st.Exec(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := insertTx(context.Background(), db, "d"); err != nil {
+		t.Fatal(err)
+	}
+	defer inj.Fail(storefault.Exec, nil)() // faulted calls are counted too
+	if _, err := db.Exec(`INSERT INTO t (v) VALUES ($1)`, "e"); err == nil {
+		t.Fatal("the rule did not fire")
+	}
+	_ = count(t, db)
+	after := inj.Statements()
+	ins := storefault.Statement{Op: storefault.Exec, Query: `INSERT INTO t (v) VALUES ($1)`}
+	sel := storefault.Statement{Op: storefault.Query, Query: `SELECT COUNT(*) FROM t`}
+	if n := after[ins] - before[ins]; n != 5 {
+		t.Errorf("INSERT ran %d times, want 5 (3 prepared, 1 in a transaction, 1 faulted)", n)
+	}
+	if n := after[sel] - before[sel]; n != 1 {
+		t.Errorf("SELECT ran %d times, want 1", n)
+	}
+	if before[storefault.Statement{Op: storefault.Exec, Query: `CREATE TABLE t (v TEXT NOT NULL)`}] != 1 {
+		t.Errorf("CREATE TABLE not counted: %v", before)
+	}
+	after[ins] = 1000 // a copy
+	if inj.Statements()[ins] == 1000 {
+		t.Error("Statements returned the injector's own map")
+	}
+}
