@@ -195,7 +195,7 @@ func (e *surveyEnv) settle(t *testing.T) {
 	for time.Now().Before(deadline) {
 		open := 0
 		for _, s := range []string{"pending", "retrying"} {
-			_, body, _ := e.n.do("GET", "/v1/notifications?status="+s, e.sup, nil)
+			_, body, _ := e.n.do("GET", "/v1/deliveries?status="+s, e.sup, nil)
 			open += len(decode[struct{ Deliveries []any }](t, body).Deliveries)
 		}
 		if open == 0 {
