@@ -56,14 +56,17 @@ type webhookSink struct {
 	secret string
 	srv    *httptest.Server
 
-	mu   sync.Mutex
-	got  []sinkHit
-	fail int // answer 503 to this many more calls
+	mu     sync.Mutex
+	got    []sinkHit
+	fail   int   // answer 503 to this many more calls
+	script []int // then answer these statuses, one per call, before answering 200
+	calls  int
 }
 
 type sinkHit struct {
 	ID, Idempotency string
 	Verified        bool
+	Signature       string
 	Body            map[string]any
 }
 
@@ -75,12 +78,21 @@ func newWebhookSink(t *testing.T) *webhookSink {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.calls++
 		if s.fail > 0 {
 			s.fail--
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		h := sinkHit{ID: r.Header.Get("webhook-id"), Idempotency: r.Header.Get("Idempotency-Key"),
+		if len(s.script) > 0 {
+			st := s.script[0]
+			s.script = s.script[1:]
+			if st != http.StatusOK {
+				w.WriteHeader(st)
+				return
+			}
+		}
+		h := sinkHit{ID: r.Header.Get("webhook-id"), Idempotency: r.Header.Get("Idempotency-Key"), Signature: r.Header.Get("webhook-signature"),
 			Verified: notify.Verify(key, r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), body,
 				r.Header.Get("webhook-signature"), time.Now(), 5*time.Minute)}
 		if err := json.Unmarshal(body, &h.Body); err != nil {
