@@ -118,6 +118,37 @@ func TestNotificationsThroughDeliveryEngine(t *testing.T) {
 	if d := e.deliveries(t, "destinationId="+ch+"&status=delivered"); len(d) != 4 {
 		t.Fatalf("delivered after the replay: %d", len(d))
 	}
+	e.sink.mu.Lock()
+	defer e.sink.mu.Unlock()
+	if e.sink.calls != 7 || e.sink.badSig != 0 {
+		t.Fatalf("%d calls (want 4 + 2 retries + the replay), %d without a valid signature (signed at every attempt)", e.sink.calls, e.sink.badSig)
+	}
+}
+
+// TestNotificationRetryWindow: a channel that never answers is retried until the retry window
+// (QGATE_RETRY_WINDOW) has passed, then its notifications are dead-lettered with reason
+// retry_window_exceeded, replayable like any dead letter.
+func TestNotificationRetryWindow(t *testing.T) {
+	e := startSurveyEnv(t, func(c *config.Config) { c.RetryWindow = time.Second })
+	e.sink.mu.Lock()
+	e.sink.fail = 1 << 20
+	e.sink.mu.Unlock()
+	ch := e.channel(t, notify.TypeSurveyRequest)
+	c := e.connect(t, "1h")
+	e.sync(t, c.ID)
+	e.settle(t)
+	dead := e.deliveries(t, "destinationId="+ch+"&status=dead_lettered")
+	if len(dead) != 4 {
+		t.Fatalf("dead letters after the window: %+v", dead)
+	}
+	for _, d := range dead {
+		if d.Reason != delivery.ReasonRetryWindow || len(d.Attempts) < 2 || d.Attempts[len(d.Attempts)-1].StatusCode != 503 {
+			t.Fatalf("dead letter: %+v", d)
+		}
+	}
+	if n := len(e.sink.hits()); n != 0 {
+		t.Fatalf("%d notifications delivered by a receiver that only answers 503", n)
+	}
 }
 
 // TestNotificationChannelBreaker: a channel that keeps failing opens its lane's circuit (the

@@ -61,6 +61,7 @@ type webhookSink struct {
 	fail   int   // answer 503 to this many more calls
 	script []int // then answer these statuses, one per call, before answering 200
 	calls  int
+	badSig int // calls, answered or not, whose signature did not verify
 }
 
 type sinkHit struct {
@@ -79,6 +80,11 @@ func newWebhookSink(t *testing.T) *webhookSink {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.calls++
+		verified := notify.Verify(key, r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), body,
+			r.Header.Get("webhook-signature"), time.Now(), 5*time.Minute)
+		if !verified {
+			s.badSig++
+		}
 		if s.fail > 0 {
 			s.fail--
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -92,9 +98,7 @@ func newWebhookSink(t *testing.T) *webhookSink {
 				return
 			}
 		}
-		h := sinkHit{ID: r.Header.Get("webhook-id"), Idempotency: r.Header.Get("Idempotency-Key"), Signature: r.Header.Get("webhook-signature"),
-			Verified: notify.Verify(key, r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), body,
-				r.Header.Get("webhook-signature"), time.Now(), 5*time.Minute)}
+		h := sinkHit{ID: r.Header.Get("webhook-id"), Idempotency: r.Header.Get("Idempotency-Key"), Signature: r.Header.Get("webhook-signature"), Verified: verified}
 		if err := json.Unmarshal(body, &h.Body); err != nil {
 			t.Errorf("webhook body is not JSON: %s", body)
 		}
@@ -181,9 +185,9 @@ func (e *surveyEnv) channel(t *testing.T, events ...string) string {
 // sync asks for a sync and waits for it to end; it returns the connection after it.
 func (e *surveyEnv) sync(t *testing.T, id string) svConn {
 	t.Helper()
-	st, body, _ := e.n.do("GET", "/v1/survey-connections/"+id, e.op, nil)
+	_, body, _ := e.n.do("GET", "/v1/survey-connections/"+id, e.op, nil)
 	before := decode[svConn](t, body)
-	st, body, _ = e.n.do("POST", "/v1/survey-connections/"+id+"/sync", e.op, nil)
+	st, body, _ := e.n.do("POST", "/v1/survey-connections/"+id+"/sync", e.op, nil)
 	if st != 202 {
 		t.Fatalf("sync: %d %s", st, body)
 	}
