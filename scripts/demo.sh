@@ -95,16 +95,24 @@ curl -fsS -X PUT "$SIM/_control/brands/demobrand" -H 'Content-Type: application/
 CONN=$(curl -fsS -X POST "$QG/v1/survey-connections" -H "Authorization: Bearer $OPERATOR" -H 'Content-Type: application/json' \
   -d '{"name":"demo brand","baseUrl":"'"$SIM"'/API/v3/","apiToken":"sim-brand-token"}')
 CONN_ID=$(echo "$CONN" | sed -E 's/.*"id":"(svc_[^"]+)".*/\1/')
-curl -fsS -X POST "$QG/v1/notification-channels" -H "Authorization: Bearer $OPERATOR" -H 'Content-Type: application/json' \
-  -d '{"name":"demo hook","kind":"webhook","url":"'"$SIM"'/_hooks/demo","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","events":["survey.request","survey.expiring","survey.stats"]}' >/dev/null
+CHAN=$(curl -fsS -X POST "$QG/v1/notification-channels" -H "Authorization: Bearer $OPERATOR" -H 'Content-Type: application/json' \
+  -d '{"name":"demo hook","kind":"webhook","url":"'"$SIM"'/_hooks/demo","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","events":["survey.request","survey.expiring","survey.stats"]}')
+CHAN_ID=$(echo "$CHAN" | sed -E 's/.*"id":"(nch_[^"]+)".*/\1/')
 curl -fsS -X POST "$QG/v1/survey-connections/$CONN_ID/sync" -H "Authorization: Bearer $OPERATOR" >/dev/null
-for _ in $(seq 1 100); do
+ARRIVED=
+for _ in $(seq 1 300); do
   HITS=$(curl -fsS "$SIM/_hooks/demo")
-  case "$HITS" in *survey.stats*) break ;; esac
+  case "$HITS" in *survey.stats*) ARRIVED=1; break ;; esac
   sleep 0.1
 done
+if [ -z "$ARRIVED" ]; then
+  echo "demo: no survey.stats notification reached the webhook within 30 s; received: $HITS" >&2
+  exit 1
+fi
 step "Signed notifications at the webhook (survey.request, survey.expiring for links expiring in 20 h, survey.stats)"
 echo "$HITS" | head -c 1500; echo " …"
+step "They are deliveries of the delivery engine (GET /v1/deliveries?destinationId=$CHAN_ID&status=delivered&limit=2)"
+curl -fsS "$QG/v1/deliveries?destinationId=$CHAN_ID&status=delivered&limit=2" -H "Authorization: Bearer $ADMIN" | head -c 1200; echo " …"
 step "Bob's active surveys (GET /v1/people/bob@example.com/surveys)"
 curl -fsS "$QG/v1/people/bob@example.com/surveys" -H "Authorization: Bearer $ADMIN"; echo
 

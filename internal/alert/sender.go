@@ -1,16 +1,15 @@
 package alert
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
+	"strings"
 	"time"
 
+	"github.com/qgate/qgate/internal/dispatch"
 	"github.com/qgate/qgate/internal/notify"
 	"github.com/qgate/qgate/internal/qualtrics"
 )
@@ -22,17 +21,17 @@ type Opener interface {
 
 // Sender delivers fired alerts to their subscription's webhook: it leases due alerts from the
 // store, POSTs each signed per Standard Webhooks (webhook-id is the alert ID, the same on every
-// attempt, for the receiver's dedupe), and records the outcome with notify's verdicts: 2xx
-// delivered; 408, 425, 429, 5xx and transport errors retried with backoff (honouring
-// Retry-After) within Window; any other answer, a deleted subscription or a passed window
-// dead-letters the alert.
+// attempt, for the receiver's dedupe) through notify.Post, and records the outcome as
+// qualtrics.Classify decides it: 2xx delivered; 408, 425, 429, 5xx and transport errors
+// retried with backoff (honouring Retry-After) within Window; any other answer, a deleted
+// subscription or a passed window dead-letters the alert.
 type Sender struct {
 	Store     Store
 	Box       Opener
 	HTTP      *http.Client
 	Node      string
 	UserAgent string
-	Backoff   notify.Backoff
+	Backoff   dispatch.Backoff
 	Window    time.Duration // default 24 h
 	Tick      time.Duration // default 1 s
 	Lease     time.Duration // default 1 min
@@ -114,25 +113,33 @@ func (s *Sender) fail(err error) {
 	}
 }
 
-var errPermanent = errors.New("permanent")
-
+// attempt sends al once and returns the attempt with the alert's next state. The answer is
+// classified by qualtrics.Classify (through notify.Post), as every delivery's: delivered;
+// retried with the engine's backoff (dispatch.Backoff, Retry-After honoured) until the window
+// has passed; dead-lettered at once when permanent or a fault of the receiver (401/403, a URL
+// the SSRF guard refuses: alerts have no circuit to hold them).
 func (s *Sender) attempt(ctx context.Context, al Alert) Attempt {
 	now := s.now()
 	a := Attempt{AlertID: al.ID, N: al.Attempts + 1, At: now}
-	status, h, err := s.send(ctx, al, now)
-	a.StatusCode = status
+	res, err := s.send(ctx, al, now)
 	if err != nil {
 		a.Error = err.Error()
+		if errors.Is(err, errPermanent) {
+			a.Status = StatusDeadLettered
+			return a
+		}
+		res.Class = qualtrics.Retryable
+	} else {
+		a.StatusCode = res.Status
+		if res.Class != qualtrics.Delivered {
+			a.Error = describe(res)
+		}
 	}
-	v, wait := notify.Check(status, h)
-	if errors.Is(err, errPermanent) {
-		v = notify.Permanent
-	}
-	switch v {
-	case notify.Delivered:
+	switch res.Class {
+	case qualtrics.Delivered:
 		a.Status = StatusDelivered
 		return a
-	case notify.Permanent:
+	case qualtrics.Permanent, qualtrics.DestinationFault:
 		a.Status = StatusDeadLettered
 		return a
 	}
@@ -144,7 +151,7 @@ func (s *Sender) attempt(ctx context.Context, al Alert) Attempt {
 	if al.FirstAttemptAt != nil {
 		first = *al.FirstAttemptAt
 	}
-	next := now.Add(max(s.Backoff.NextDuration(a.N), wait))
+	next := now.Add(s.Backoff.Next(a.N, res.RetryAfter))
 	if next.After(first.Add(window)) {
 		a.Status = StatusDeadLettered
 		if a.Error == "" {
@@ -155,6 +162,17 @@ func (s *Sender) attempt(ctx context.Context, al Alert) Attempt {
 	a.Status, a.NextAt = StatusRetrying, &next
 	return a
 }
+
+// describe is the attempt's error as stored: the status and the answer's excerpt, or the
+// transport error.
+func describe(r qualtrics.Result) string {
+	if r.Status == 0 {
+		return string(r.Reason) + ": " + r.Excerpt
+	}
+	return strings.TrimSpace(fmt.Sprintf("answered %d: %s", r.Status, r.Excerpt))
+}
+
+var errPermanent = errors.New("permanent")
 
 // Body is the JSON an alert webhook receives.
 type Body struct {
@@ -168,61 +186,27 @@ func body(a Alert) ([]byte, error) {
 	return json.Marshal(Body{Type: a.Event, Timestamp: a.FiredAt.UTC(), Data: a.Data})
 }
 
-func (s *Sender) send(ctx context.Context, al Alert, now time.Time) (int, http.Header, error) {
+// send POSTs al, signed with its subscription's secret, through notify.Post (the one signed
+// POST of qgate's webhooks). An error means no attempt was made.
+func (s *Sender) send(ctx context.Context, al Alert, now time.Time) (qualtrics.Result, error) {
 	sub, err := s.Store.GetAlertSubscription(ctx, al.SubscriptionID)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return 0, nil, fmt.Errorf("%w: subscription deleted", errPermanent)
+			return qualtrics.Result{}, fmt.Errorf("%w: subscription deleted", errPermanent)
 		}
-		return 0, nil, err
+		return qualtrics.Result{}, err
 	}
 	b, err := body(al)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %v", errPermanent, err)
+		return qualtrics.Result{}, fmt.Errorf("%w: %v", errPermanent, err)
 	}
 	secret, err := s.Box.Open(sub.ID, sub.Sealed)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: the subscription's secret cannot be opened", errPermanent)
+		return qualtrics.Result{}, fmt.Errorf("%w: the subscription's secret cannot be opened", errPermanent)
 	}
 	key, err := notify.DecodeSecret(secret)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %v", errPermanent, err)
+		return qualtrics.Result{}, fmt.Errorf("%w: %v", errPermanent, err)
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, 15*time.Second, errors.New("alert attempt timed out"))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %v", errPermanent, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.UserAgent != "" {
-		req.Header.Set("User-Agent", s.UserAgent)
-	}
-	req.Header.Set("webhook-id", al.ID)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set("webhook-signature", notify.Sign(key, al.ID, now, b))
-	resp, err := s.HTTP.Do(req)
-	if err != nil {
-		if errors.Is(err, qualtrics.ErrURLNotAllowed) {
-			return 0, nil, fmt.Errorf("%w: %v", errPermanent, err)
-		}
-		return 0, nil, fmt.Errorf("send: %w", unwrapURL(err))
-	}
-	defer resp.Body.Close()
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode >= 300 {
-		return resp.StatusCode, resp.Header, fmt.Errorf("answered %d: %s", resp.StatusCode, bytes.TrimSpace(excerpt))
-	}
-	return resp.StatusCode, resp.Header, nil
-}
-
-func unwrapURL(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
-	}
-	return err
+	return notify.Post(ctx, s.HTTP, notify.Request{URL: sub.URL, ID: al.ID, Key: key, Body: b, UserAgent: s.UserAgent, Now: now}), nil
 }

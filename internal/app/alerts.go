@@ -12,6 +12,7 @@ import (
 	"github.com/qgate/qgate/internal/access"
 	"github.com/qgate/qgate/internal/alert"
 	"github.com/qgate/qgate/internal/destination"
+	"github.com/qgate/qgate/internal/dispatch"
 	"github.com/qgate/qgate/internal/notify"
 	"github.com/qgate/qgate/internal/qualtrics"
 	"github.com/qgate/qgate/internal/version"
@@ -37,7 +38,7 @@ func newAlerting(a *App, box *destination.Box, policy qualtrics.HostPolicy) *ale
 	w := &alerting{}
 	w.sender = &alert.Sender{Store: a.store, Box: box, HTTP: notify.NewHTTPClient(policy), Node: "node-" + hex.EncodeToString(b[:]), UserAgent: version.UserAgent(),
 		// The delivery engine's retry settings (QGATE_RETRY_*).
-		Backoff: notify.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay}, Window: a.cfg.RetryWindow, Tick: alertTick,
+		Backoff: dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay}, Window: a.cfg.RetryWindow, Tick: alertTick,
 		OnError: func(err error) { a.log.Warn("alert sender", zap.Error(err)) }}
 	w.sender.Init()
 	w.evaluator = &alert.Evaluator{Store: a.store, Destinations: a.destinations, Surveys: alertSurveys{a.store}, Tick: alertTick, Fired: w.sender.Wake,

@@ -275,9 +275,19 @@ func (a *App) startStages() {
 		RetryWindow:    a.cfg.RetryWindow,
 		Backoff:        dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay},
 		BreakerTimeout: a.cfg.BreakerTimeout,
+		Channels:       a.channelLanes(),
 	})
 	a.live.Store(d)
 	a.startStage("dispatcher", dispatchSrc, d.Run)
+}
+
+// channelLanes is what the dispatcher's notification-channel lanes send through (nil in an
+// App assembled without survey watch).
+func (a *App) channelLanes() dispatch.Channels {
+	if a.survey == nil {
+		return nil
+	}
+	return a.survey.lanes
 }
 
 // Run starts the node and serves until ctx is cancelled, then shuts down gracefully.

@@ -17,26 +17,22 @@ import (
 	"github.com/qgate/qgate/internal/version"
 )
 
-// surveyWatch is survey watch on this node: the operator and read APIs, the sync scheduler
-// and the notification sender (docs/survey-watch.md).
+// surveyWatch is survey watch on this node: the operator and read APIs and the sync
+// scheduler (docs/survey-watch.md). Its notifications are deliveries of the delivery engine:
+// the outbox hands them to the dispatcher's channel lanes (lanes).
 type surveyWatch struct {
 	conns     *survey.Service
 	pages     *survey.Pages
 	channels  *notify.Service
-	support   *notify.Support
+	lanes     *notify.Lanes
 	events    *survey.Events
 	scheduler *survey.Scheduler
-	sender    *notify.Sender
 	stop      context.CancelFunc
 	done      chan struct{}
 }
 
-// How often this node looks for due syncs and due notifications; POST …/sync and a new
-// notification wake the loops at once.
-const (
-	surveyTick = 30 * time.Second
-	notifyTick = time.Second
-)
+// How often this node looks for due syncs; POST …/sync wakes the loop at once.
+const surveyTick = 30 * time.Second
 
 func newSurveyWatch(a *App, box *destination.Box, policy qualtrics.HostPolicy) *surveyWatch {
 	var b [6]byte
@@ -44,12 +40,14 @@ func newSurveyWatch(a *App, box *destination.Box, policy qualtrics.HostPolicy) *
 	node := "node-" + hex.EncodeToString(b[:])
 	client := survey.NewClient(survey.ClientOptions{UserAgent: version.UserAgent(), Policy: policy})
 	w := &surveyWatch{}
-	w.sender = &notify.Sender{Store: a.store, Box: box, HTTP: notify.NewHTTPClient(policy), Node: node, UserAgent: version.UserAgent(),
-		// The delivery engine's retry and breaker settings (QGATE_RETRY_*, QGATE_BREAKER_TIMEOUT).
-		Backoff: notify.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay}, Window: a.cfg.RetryWindow,
-		Breaker: &notify.Breaker{Cooldown: a.cfg.BreakerTimeout}, Tick: notifyTick, OnError: func(err error) { a.log.Warn("notification sender", zap.Error(err)) }}
-	w.sender.Init()
-	outbox := &notify.Outbox{Store: a.store, Wake: w.sender.Wake}
+	w.lanes = &notify.Lanes{Store: a.store, Box: box, HTTP: notify.NewHTTPClient(policy), Policy: policy, UserAgent: version.UserAgent()}
+	outbox := &notify.Outbox{Store: a.store, Wake: func(ids []string) {
+		if d := a.live.Load(); d != nil {
+			for _, id := range ids {
+				d.Wake(id)
+			}
+		}
+	}}
 	syncer := &survey.Syncer{Store: a.store, Box: box, Client: client, Publisher: outbox, Budget: survey.DefaultBudget, Node: node}
 	w.scheduler = survey.NewScheduler(a.store, syncer.Sync, node)
 	w.scheduler.Tick = surveyTick
@@ -57,7 +55,6 @@ func newSurveyWatch(a *App, box *destination.Box, policy qualtrics.HostPolicy) *
 	w.conns = &survey.Service{Store: a.store, Box: box, Policy: policy, Client: client, Wake: w.scheduler.Wake}
 	w.pages = &survey.Pages{Store: a.store}
 	w.channels = &notify.Service{Store: a.store, Box: box, Policy: policy}
-	w.support = &notify.Support{Store: a.store, Wake: w.sender.Wake}
 	w.events = &survey.Events{Store: a.store, Box: box, Canceller: outbox}
 	return w
 }
@@ -68,7 +65,6 @@ func (w *surveyWatch) register(e *gin.Engine, v1 *gin.RouterGroup, auth *access.
 	(&survey.Handlers{Service: w.conns}).Register(op)
 	(&notify.Handlers{Service: w.channels}).Register(op)
 	w.pages.Register(v1.Group("", access.Require(auth, access.RoleSupport, access.RoleOperator)))
-	w.support.Register(v1.Group("", access.Require(auth, access.RoleSupport)))
 	w.events.Register(v1) // Qualtrics' event posts carry the connection's events key, not a bearer key
 }
 
@@ -77,14 +73,11 @@ func (w *surveyWatch) start() {
 	w.stop, w.done = stop, make(chan struct{})
 	go func() {
 		defer close(w.done)
-		done := make(chan struct{})
-		go func() { defer close(done); w.sender.Run(ctx) }()
 		w.scheduler.Run(ctx)
-		<-done
 	}()
 }
 
-// shutdown stops the loops and waits for the sync or send in progress.
+// shutdown stops the scheduler and waits for the sync in progress.
 func (w *surveyWatch) shutdown(ctx context.Context) {
 	if w == nil || w.stop == nil { // an App assembled without survey watch (tests) or never started
 		return

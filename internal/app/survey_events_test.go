@@ -41,7 +41,7 @@ func TestSurveyEventPushStopsReminders(t *testing.T) {
 	waitFor(t, "notifications queued behind the failing receiver", func() bool {
 		queued := 0
 		for _, st := range []string{"pending", "retrying"} {
-			_, body, _ := e.n.do("GET", "/v1/notifications?status="+st, e.sup, nil)
+			_, body, _ := e.n.do("GET", "/v1/deliveries?status="+st, e.sup, nil)
 			queued += len(decode[struct{ Deliveries []any }](t, body).Deliveries)
 		}
 		e.sink.mu.Lock()
@@ -60,7 +60,7 @@ func TestSurveyEventPushStopsReminders(t *testing.T) {
 	if n := len(decode[struct{ Surveys []any }](t, body).Surveys); n != 0 {
 		t.Errorf("bob still has %d active surveys after the event", n)
 	}
-	_, body, _ = e.n.do("GET", "/v1/notifications?status=cancelled", e.sup, nil)
+	_, body, _ = e.n.do("GET", "/v1/deliveries?status=excluded&reason="+notify.ReasonRecipientFinished, e.sup, nil)
 	if n := len(decode[struct{ Deliveries []any }](t, body).Deliveries); n != 2 {
 		t.Errorf("cancelled %d notifications, want bob's survey.request and survey.expiring: %s", n, body)
 	}

@@ -124,20 +124,10 @@ func oaSurveyWatch(t *testing.T, spec *oaSpec, e *deliveryEnv) {
 	spec.call(t, base, oaReq{method: "GET", route: rd, path: "/v1/distributions/EMD_nope", key: e.ingest, want: 403})
 	spec.call(t, base, oaReq{method: "GET", route: rd, path: "/v1/distributions/EMD_nope", want: 401})
 
-	// Notification status.
-	const rl, rr = "/v1/notifications", "/v1/notifications/replay"
-	spec.call(t, base, oaReq{method: "GET", route: rl, key: sup, want: 200})
-	spec.call(t, base, oaReq{method: "GET", route: rl, path: rl + "?status=delivered&channelId=" + cid + "&limit=5", key: sup, want: 200})
-	spec.call(t, base, oaReq{method: "GET", route: rl, path: rl + "?status=gone", key: sup, want: 422})
-	spec.call(t, base, oaReq{method: "GET", route: rl, key: op, want: 403})
-	spec.call(t, base, oaReq{method: "GET", route: rl, want: 401})
-	spec.call(t, base, oaReq{method: "POST", route: rr, key: sup, body: map[string]any{"deliveryIds": []string{"nope"}}, want: 200, validBody: true})
-	spec.call(t, base, oaReq{method: "POST", route: rr, key: sup, body: map[string]any{"deliveryIds": []string{}}, want: 422})
-	spec.call(t, base, oaReq{method: "POST", route: rr, key: sup, body: `{"deliveryIds":`, want: 400})
-	spec.call(t, base, oaReq{method: "POST", route: rr, key: sup, body: "x", ctype: "text/plain", want: 415})
-	spec.call(t, base, oaReq{method: "POST", route: rr, key: sup, body: `{"deliveryIds":["` + strings.Repeat("x", 1<<20) + `"]}`, want: 413})
-	spec.call(t, base, oaReq{method: "POST", route: rr, key: op, body: map[string]any{"deliveryIds": []string{"x"}}, want: 403})
-	spec.call(t, base, oaReq{method: "POST", route: rr, body: map[string]any{"deliveryIds": []string{"x"}}, want: 401})
+	// Notification status: the delivery engine's support API, by channel.
+	const rdl = "/v1/deliveries"
+	spec.call(t, base, oaReq{method: "GET", route: rdl, path: rdl + "?destinationId=" + cid + "&status=delivered&limit=5", key: sup, want: 200})
+	spec.call(t, base, oaReq{method: "GET", route: "/v1/dead-letters", path: "/v1/dead-letters?destinationId=" + cid, key: sup, want: 200})
 
 	// Qualtrics' event posts.
 	const re = "/v1/survey-connections/{id}/events"

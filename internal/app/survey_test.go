@@ -56,14 +56,18 @@ type webhookSink struct {
 	secret string
 	srv    *httptest.Server
 
-	mu   sync.Mutex
-	got  []sinkHit
-	fail int // answer 503 to this many more calls
+	mu     sync.Mutex
+	got    []sinkHit
+	fail   int   // answer 503 to this many more calls
+	script []int // then answer these statuses, one per call, before answering 200
+	calls  int
+	badSig int // calls, answered or not, whose signature did not verify
 }
 
 type sinkHit struct {
 	ID, Idempotency string
 	Verified        bool
+	Signature       string
 	Body            map[string]any
 }
 
@@ -75,14 +79,26 @@ func newWebhookSink(t *testing.T) *webhookSink {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.calls++
+		verified := notify.Verify(key, r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), body,
+			r.Header.Get("webhook-signature"), time.Now(), 5*time.Minute)
+		if !verified {
+			s.badSig++
+		}
 		if s.fail > 0 {
 			s.fail--
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		h := sinkHit{ID: r.Header.Get("webhook-id"), Idempotency: r.Header.Get("Idempotency-Key"),
-			Verified: notify.Verify(key, r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), body,
-				r.Header.Get("webhook-signature"), time.Now(), 5*time.Minute)}
+		if len(s.script) > 0 {
+			st := s.script[0]
+			s.script = s.script[1:]
+			if st != http.StatusOK {
+				w.WriteHeader(st)
+				return
+			}
+		}
+		h := sinkHit{ID: r.Header.Get("webhook-id"), Idempotency: r.Header.Get("Idempotency-Key"), Signature: r.Header.Get("webhook-signature"), Verified: verified}
 		if err := json.Unmarshal(body, &h.Body); err != nil {
 			t.Errorf("webhook body is not JSON: %s", body)
 		}
@@ -169,9 +185,9 @@ func (e *surveyEnv) channel(t *testing.T, events ...string) string {
 // sync asks for a sync and waits for it to end; it returns the connection after it.
 func (e *surveyEnv) sync(t *testing.T, id string) svConn {
 	t.Helper()
-	st, body, _ := e.n.do("GET", "/v1/survey-connections/"+id, e.op, nil)
+	_, body, _ := e.n.do("GET", "/v1/survey-connections/"+id, e.op, nil)
 	before := decode[svConn](t, body)
-	st, body, _ = e.n.do("POST", "/v1/survey-connections/"+id+"/sync", e.op, nil)
+	st, body, _ := e.n.do("POST", "/v1/survey-connections/"+id+"/sync", e.op, nil)
 	if st != 202 {
 		t.Fatalf("sync: %d %s", st, body)
 	}
@@ -195,7 +211,7 @@ func (e *surveyEnv) settle(t *testing.T) {
 	for time.Now().Before(deadline) {
 		open := 0
 		for _, s := range []string{"pending", "retrying"} {
-			_, body, _ := e.n.do("GET", "/v1/notifications?status="+s, e.sup, nil)
+			_, body, _ := e.n.do("GET", "/v1/deliveries?status="+s, e.sup, nil)
 			open += len(decode[struct{ Deliveries []any }](t, body).Deliveries)
 		}
 		if open == 0 {

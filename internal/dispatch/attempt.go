@@ -37,21 +37,8 @@ func (l *lane) deliver(it item) bool {
 	if it.parked != nil {
 		// A parked copy of a delivery that already ended (sent by the node that held the
 		// destination while this copy was parked, e.g. around a rebalance) is not sent again.
-		// When the store cannot say, ask again rather than risk a second send.
-		st, err := l.deliveryStatus(job.DeliveryID)
-		for i := 0; err != nil; i++ {
-			if !retryPause(ctx, i) {
-				return false
-			}
-			st, err = l.deliveryStatus(job.DeliveryID)
-		}
-		if st.Terminal() {
-			if !l.persist(delivery.Batch{Unpark: []string{it.parked.DeliveryID}}) {
-				return false
-			}
-			l.unparked(job.ProfileKey)
-			d.metrics.duplicates.Inc()
-			return true
+		if ended, ok := l.closeIfEnded(it); !ok || ended {
+			return ok
 		}
 	}
 	// Every destination change acknowledged before the update was accepted applies: the
@@ -66,6 +53,14 @@ func (l *lane) deliver(it item) bool {
 		}
 	}
 	for {
+		if attempt > 0 && it.parked != nil && isChannel(job.DestinationID) {
+			// A notification may be cancelled while it waits for its retry (the recipient
+			// finished): a channel lane checks before every retry. Notifications are few;
+			// destinations' deliveries skip this read.
+			if ended, ok := l.closeIfEnded(it); !ok || ended {
+				return ok
+			}
+		}
 		if it.parked == nil {
 			l.mu.Lock()
 			behind := l.behindLocked(job.ProfileKey)
@@ -74,7 +69,10 @@ func (l *lane) deliver(it item) bool {
 				return l.park(it, d.opts.Now(), attempt, first, nil)
 			}
 		}
-		dest, ok := d.reg.Get(job.DestinationID)
+		dest, ok, err := d.target(ctx, job.DestinationID)
+		if err != nil { // a channel the store could not read: try again in a second
+			return l.park(it, d.opts.Now().Add(time.Second), attempt, first, nil)
+		}
 		if !ok || dest.DeletedAt != nil {
 			return l.finish(it, delivery.Excluded, delivery.ReasonDestinationDeleted, nil)
 		}
@@ -101,7 +99,7 @@ func (l *lane) deliver(it item) bool {
 		res, err := l.breaker.Execute(func() (qualtrics.Result, error) {
 			// An attempt in flight finishes even when the dispatcher is stopping (bounded by the
 			// client's per-attempt timeout), so its outcome is recorded rather than repeated.
-			r := d.sender.Send(context.WithoutCancel(ctx), qualtrics.Request{URL: dest.URL, Username: dest.Username, Token: dest.Token, Body: job.Payload, IdempotencyKey: job.DeliveryID})
+			r := d.send(context.WithoutCancel(ctx), dest, job)
 			switch r.Class {
 			case qualtrics.Delivered, qualtrics.Permanent:
 				return r, nil
@@ -182,6 +180,28 @@ func (l *lane) finish(it item, st delivery.Status, reason string, a *delivery.At
 		l.unparked(it.job.ProfileKey)
 	}
 	return true
+}
+
+// closeIfEnded takes a parked item whose delivery already ended out of the park without
+// sending it (ended). When the store cannot say, it asks again rather than risk a second
+// send; ok is false when the dispatcher stops first.
+func (l *lane) closeIfEnded(it item) (ended, ok bool) {
+	st, err := l.deliveryStatus(it.job.DeliveryID)
+	for i := 0; err != nil; i++ {
+		if !retryPause(l.ctx, i) {
+			return false, false
+		}
+		st, err = l.deliveryStatus(it.job.DeliveryID)
+	}
+	if !st.Terminal() {
+		return false, true
+	}
+	if !l.persist(delivery.Batch{Unpark: []string{it.parked.DeliveryID}}) {
+		return true, false
+	}
+	l.unparked(it.job.ProfileKey)
+	l.d.metrics.duplicates.Inc()
+	return true, true
 }
 
 // deliveryStatus reads a delivery's status, bounded by readTimeout.

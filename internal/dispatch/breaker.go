@@ -61,10 +61,7 @@ func why(r *qualtrics.Result, name string) string {
 func (l *lane) breakerChanged(from, to gobreaker.State, last *qualtrics.Result) {
 	d, destID := l.d, l.destID
 	d.metrics.breakerState.WithLabelValues(destID).Set(float64(to))
-	name := destID
-	if dest, ok := d.reg.Get(destID); ok {
-		name = dest.Name
-	}
+	name := d.targetName(destID)
 	fields := []zap.Field{zap.String("destinationId", destID), zap.String("destination", name), zap.String("from", from.String()), zap.String("to", to.String())}
 	switch to {
 	case gobreaker.StateOpen:
@@ -99,10 +96,7 @@ func (l *lane) breakerChanged(from, to gobreaker.State, last *qualtrics.Result) 
 // loggedDeadLetter writes the one line a dead-lettered delivery leaves in the log: the
 // destination by name, the reason, the last answer and the profile's hash (never its email).
 func (l *lane) loggedDeadLetter(job delivery.Job, reason string, a *delivery.Attempt) {
-	name := job.DestinationID
-	if dest, ok := l.d.reg.Get(job.DestinationID); ok {
-		name = dest.Name
-	}
+	name := l.d.targetName(job.DestinationID)
 	fields := []zap.Field{zap.String("deliveryId", job.DeliveryID), zap.String("updateId", job.UpdateID),
 		zap.String("destinationId", job.DestinationID), zap.String("destination", name), zap.String("reason", reason),
 		zap.String("profileKey", job.ProfileKey)}

@@ -81,7 +81,10 @@ type Options struct {
 	// profiles wait for a destination that is down.
 	MaxParkedProfiles int
 	NodeID            string // this node's name in destination claims
-	Now               func() time.Time
+	// Channels serves the lanes of notification channels (IDs with ChannelPrefix); nil: a
+	// channel's deliveries are read from the registry like any destination's.
+	Channels Channels
+	Now      func() time.Time
 }
 
 func (o *Options) defaults() {

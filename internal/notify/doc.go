@@ -1,10 +1,8 @@
-// Package notify owns notification channels (webhook, Slack, Teams) and the delivery of
-// notifications to them: each notification is recorded once under a stable ID (a unique
-// constraint in the store), fanned out to the channels subscribed to its type, signed per the
-// Standard Webhooks spec for webhook channels, and sent by a small sender with retries,
-// backoff and dead letters recorded in the store.
-//
-// The sender is separate from internal/dispatch, qgate's delivery engine for profile updates,
-// only because that engine is being rewritten; unifying them is the next step (see
-// docs/survey-watch.md).
+// Package notify owns notification channels (webhook, Slack, Teams) and what reaches them:
+// each notification is recorded once under a stable ID (a unique constraint in the store),
+// rendered for each channel subscribed to its type and handed, in the same transaction, to
+// qgate's delivery engine (internal/dispatch) as one delivery per channel. A channel is a lane
+// of that engine — claim, rate limit, circuit breaker, retries, park, dead letters and replay —
+// and Lanes makes each attempt: signed per the Standard Webhooks spec at send time with the
+// channel's sealed secret. Post, the one signed POST, also serves alert subscriptions.
 package notify

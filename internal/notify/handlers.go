@@ -2,10 +2,8 @@ package notify
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -112,81 +110,4 @@ func (h *Handlers) delete(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
-}
-
-// Support serves notification status for support: deliveries and replay of dead letters.
-type Support struct {
-	Store Store
-	Now   func() time.Time
-	Wake  func()
-}
-
-// Register adds GET /notifications and POST /notifications/replay to g (support).
-func (s *Support) Register(g gin.IRoutes) {
-	g.GET("/notifications", s.list)
-	g.POST("/notifications/replay", s.replay)
-}
-
-// DeliveryList is the answer of GET /v1/notifications.
-type DeliveryList struct {
-	Deliveries []Delivery `json:"deliveries"`
-}
-
-func (s *Support) list(c *gin.Context) {
-	f := Filter{Status: c.Query("status"), ChannelID: c.Query("channelId"), NotificationID: c.Query("notificationId"), Limit: 50}
-	var problems []fault.Problem
-	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
-		problems = append(problems, fault.Problem{Path: "query.status", Code: "invalid_status", Message: "status must be one of " + strings.Join(Statuses, ", ")})
-	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			problems = append(problems, fault.Problem{Path: "query.limit", Code: "invalid_limit", Message: "limit must be a whole number from 1 to 500"})
-		}
-		f.Limit = n
-	}
-	if len(problems) > 0 {
-		api.Fail(c, fault.Of(fault.Invalid, problems...))
-		return
-	}
-	ds, err := s.Store.NotificationDeliveries(c.Request.Context(), f)
-	if err != nil {
-		api.Fail(c, err)
-		return
-	}
-	if ds == nil {
-		ds = []Delivery{}
-	}
-	c.JSON(http.StatusOK, DeliveryList{Deliveries: ds})
-}
-
-// ReplayRequest is the body of POST /v1/notifications/replay.
-type ReplayRequest struct {
-	DeliveryIDs []string `json:"deliveryIds" validate:"required,min=1,max=1000"`
-}
-
-// ReplayResult is its answer.
-type ReplayResult struct {
-	Replayed int `json:"replayed"`
-}
-
-func (s *Support) replay(c *gin.Context) {
-	var req ReplayRequest
-	if err := api.BindJSON(c, &req); err != nil {
-		api.Fail(c, err)
-		return
-	}
-	now := time.Now().UTC()
-	if s.Now != nil {
-		now = s.Now().UTC()
-	}
-	n, err := s.Store.ReplayNotifications(c.Request.Context(), req.DeliveryIDs, now)
-	if err != nil {
-		api.Fail(c, err)
-		return
-	}
-	if n > 0 && s.Wake != nil {
-		s.Wake()
-	}
-	c.JSON(http.StatusOK, ReplayResult{Replayed: n})
 }

@@ -30,6 +30,9 @@ type Message struct {
 	Body       []byte // the JSON webhook body
 	Text       string // a readable one-paragraph rendering, for Slack and Teams
 	Links      []Link // buttons for Slack and Teams
+	// Email is the recipient's address ("" for brand-admin messages): support finds the
+	// deliveries by it (GET /v1/deliveries?identity=), stored hashed like a profile's.
+	Email string
 }
 
 // Link is a labelled URL in a readable message.

@@ -3,15 +3,19 @@ package notify
 import (
 	"context"
 	"time"
+
+	"github.com/qgate/qgate/internal/delivery"
 )
 
-// Outbox is the Publisher domains hand notifications to: it picks the subscribed channels
-// and records everything once in the store; the Sender delivers from there.
+// Outbox is the Publisher domains hand notifications to: it picks the subscribed channels,
+// renders each message for each channel's kind and records everything once in the store, as
+// deliveries of qgate's delivery engine that the channels' lanes send (internal/dispatch).
 type Outbox struct {
 	Store Store
 	Now   func() time.Time
-	// Wake is called when something new was recorded (the local sender looks at once).
-	Wake func()
+	// Wake is called with the channels that got new deliveries (the local dispatcher looks at
+	// their park at once instead of at its next pass).
+	Wake func(channelIDs []string)
 }
 
 // Publish records msgs for every channel that wants them and returns how many were new.
@@ -21,32 +25,43 @@ func (o *Outbox) Publish(ctx context.Context, msgs []Message) (int, error) {
 		return 0, err
 	}
 	out := make([]Outgoing, 0, len(msgs))
+	woken := map[string]bool{}
 	for _, m := range msgs {
 		og := Outgoing{Message: m}
 		for _, c := range chans {
-			if c.Wants(m) {
-				og.ChannelIDs = append(og.ChannelIDs, c.ID)
+			if !c.Wants(m) {
+				continue
 			}
+			payload, err := Render(c.Kind, m)
+			if err != nil {
+				return 0, err
+			}
+			og.Deliveries = append(og.Deliveries, Target{ChannelID: c.ID, DeliveryID: delivery.ID(m.ID, c.ID), Payload: payload})
+			woken[c.ID] = true
 		}
 		out = append(out, og)
 	}
-	now := time.Now
-	if o.Now != nil {
-		now = o.Now
-	}
-	n, err := o.Store.PublishNotifications(ctx, out, now().UTC())
+	n, err := o.Store.PublishNotifications(ctx, out, o.now())
 	if n > 0 && o.Wake != nil {
-		o.Wake()
+		ids := make([]string, 0, len(woken))
+		for id := range woken {
+			ids = append(ids, id)
+		}
+		o.Wake(ids)
 	}
 	return n, err
 }
 
-// Cancel stops the queued messages of types about subject (a recipient who finished gets no
-// reminder that was still waiting for a retry).
-func (o *Outbox) Cancel(ctx context.Context, connID, subject string, types []string, reason string) (int, error) {
-	now := time.Now
+// Cancel ends the queued deliveries of the messages about subject of the given types (the
+// recipient finished): they are excluded with reason recipient_finished and never sent. One
+// already in flight may still arrive.
+func (o *Outbox) Cancel(ctx context.Context, connID, subject string, types []string, _ string) (int, error) {
+	return o.Store.CancelNotifications(ctx, connID, subject, types, ReasonRecipientFinished, o.now())
+}
+
+func (o *Outbox) now() time.Time {
 	if o.Now != nil {
-		now = o.Now
+		return o.Now().UTC()
 	}
-	return o.Store.CancelNotifications(ctx, connID, subject, types, reason, now().UTC())
+	return time.Now().UTC()
 }

@@ -6,9 +6,10 @@ import (
 	"strings"
 )
 
-// body returns what a channel of kind receives for a delivery: the JSON event for webhooks,
-// a readable message with link buttons for Slack and Teams.
-func body(kind string, d Delivery) ([]byte, error) {
+// Render returns what a channel of kind receives for a message: the JSON event for webhooks,
+// a readable message with link buttons for Slack and Teams. It is rendered when the message
+// is published and kept as the delivery's payload (signed at send time).
+func Render(kind string, d Message) ([]byte, error) {
 	switch kind {
 	case KindSlack:
 		var b strings.Builder

@@ -7,67 +7,22 @@ import (
 	"github.com/qgate/qgate/internal/fault"
 )
 
-// Delivery statuses of a notification to one channel.
-const (
-	StatusPending      = "pending"
-	StatusRetrying     = "retrying"
-	StatusDelivered    = "delivered"
-	StatusDeadLettered = "dead_lettered"
-	// StatusCancelled: not sent because it no longer applies (the recipient finished).
-	StatusCancelled = "cancelled"
-)
+// ReasonRecipientFinished is the exclusion reason of a notification delivery cancelled
+// because the recipient finished the survey before it went out.
+const ReasonRecipientFinished = "recipient_finished"
 
-// Statuses lists every delivery status.
-var Statuses = []string{StatusPending, StatusRetrying, StatusDelivered, StatusDeadLettered, StatusCancelled}
-
-// Delivery is one notification on its way to one channel.
-type Delivery struct {
-	ID             string     `json:"id"`
-	NotificationID string     `json:"notificationId"`
-	ChannelID      string     `json:"channelId"`
-	Type           string     `json:"type"`
-	ConnectionID   string     `json:"connectionId"`
-	Status         string     `json:"status"`
-	Attempts       int        `json:"attempts"`
-	NextAt         *time.Time `json:"nextAttemptAt"`
-	FirstAttemptAt *time.Time `json:"firstAttemptAt"`
-	LastStatusCode int        `json:"lastStatusCode"`
-	LastError      string     `json:"lastError,omitempty"`
-	DeliveredAt    *time.Time `json:"deliveredAt"`
-	OccurredAt     time.Time  `json:"occurredAt"`
-	CreatedAt      time.Time  `json:"createdAt"`
-	UpdatedAt      time.Time  `json:"updatedAt"`
-
-	Body  []byte `json:"-"`
-	Text  string `json:"-"`
-	Links []Link `json:"-"`
-}
-
-// Attempt is one try of a delivery, recorded with its outcome.
-type Attempt struct {
-	DeliveryID string
-	N          int
-	At         time.Time
-	StatusCode int
-	Error      string
-	Latency    time.Duration
-	// The delivery after the attempt.
-	Status string
-	NextAt *time.Time
-}
-
-// Outgoing is a message with the channels it goes to.
+// Outgoing is a message with its deliveries, one per channel subscribed to it.
 type Outgoing struct {
 	Message    Message
-	ChannelIDs []string
+	Deliveries []Target
 }
 
-// Filter selects deliveries for the support API.
-type Filter struct {
-	Status         string
-	ChannelID      string
-	NotificationID string
-	Limit          int
+// Target is one delivery of a message: the channel, the delivery's stable ID
+// (delivery.ID(message ID, channel ID)) and the payload rendered for the channel's kind.
+type Target struct {
+	ChannelID  string
+	DeliveryID string
+	Payload    []byte
 }
 
 // Store is what notify needs from persistence.
@@ -78,24 +33,14 @@ type Store interface {
 	UpdateChannel(ctx context.Context, c Channel, expectVersion int64) error
 	DeleteChannel(ctx context.Context, id string, at time.Time) error
 
-	// PublishNotifications records each message once by ID (a unique constraint) and, for
-	// those new, one pending delivery per channel, in one transaction. It returns how many
-	// messages were new; an ID already recorded changes nothing.
+	// PublishNotifications records each message once by ID and, in the same transaction and
+	// only when the ID is new, each of its deliveries as a pending delivery of the delivery
+	// engine (an update named by the message ID, a delivery per channel) parked due now for
+	// the channel's lane. It returns how many messages were new.
 	PublishNotifications(ctx context.Context, out []Outgoing, now time.Time) (int, error)
-	// ClaimDueNotifications leases up to limit deliveries due at now (pending or retrying)
-	// to node until now+lease: a delivery leased to one node is not sent by another.
-	ClaimDueNotifications(ctx context.Context, node string, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
-	// RecordNotificationAttempt stores an attempt and moves its delivery on, releasing the lease.
-	RecordNotificationAttempt(ctx context.Context, a Attempt) error
-	// DeferNotification releases a leased delivery without an attempt, due again at until.
-	DeferNotification(ctx context.Context, id string, until time.Time) error
-	// NotificationDeliveries lists deliveries, newest first.
-	NotificationDeliveries(ctx context.Context, f Filter) ([]Delivery, error)
-	// CancelNotifications cancels the pending and retrying deliveries of the connection's
-	// messages about subject of the given types, with reason; it returns how many.
+	// CancelNotifications ends the pending and retrying deliveries of the messages about
+	// subject of the given types as excluded with reason; it returns how many.
 	CancelNotifications(ctx context.Context, connID, subject string, types []string, reason string, now time.Time) (int, error)
-	// ReplayNotifications makes dead-lettered deliveries pending again, due at now.
-	ReplayNotifications(ctx context.Context, ids []string, now time.Time) (int, error)
 }
 
 // Errors of this package.

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/notify"
 	"github.com/qgate/qgate/internal/survey"
 )
@@ -186,31 +188,56 @@ func testNotifications(t *testing.T, db *DB) {
 	if err := db.CreateChannel(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
-	m := notify.Message{ID: "ntf_1", Type: "survey.request", ConnectionID: "svc_1", OccurredAt: sv0, Body: []byte(`{}`)}
-	out := []notify.Outgoing{{Message: m, ChannelIDs: []string{"nch_1"}}}
+	msg := func(id string) notify.Outgoing {
+		m := notify.Message{ID: id, Type: "survey.request", ConnectionID: "svc_1", Subject: "EMD_1/CID_1", OccurredAt: sv0,
+			Body: []byte(`{"id":"` + id + `"}`), Email: "Bob@Example.com"}
+		return notify.Outgoing{Message: m, Deliveries: []notify.Target{{ChannelID: "nch_1", DeliveryID: delivery.ID(id, "nch_1"), Payload: m.Body}}}
+	}
+	out := []notify.Outgoing{msg("ntf_1")}
 	if n, err := db.PublishNotifications(ctx, out, sv0); n != 1 || err != nil {
 		t.Fatalf("publish: %d %v", n, err)
 	}
-	if n, err := db.PublishNotifications(ctx, out, sv0); n != 0 || err != nil {
+	if n, err := db.PublishNotifications(ctx, out, sv0.Add(time.Minute)); n != 0 || err != nil {
 		t.Fatalf("publish again: %d %v", n, err)
 	}
-	a, _ := db.ClaimDueNotifications(ctx, "node-a", sv0, time.Minute, 10)
-	b, _ := db.ClaimDueNotifications(ctx, "node-b", sv0, time.Minute, 10)
-	if len(a) != 1 || len(b) != 0 {
-		t.Fatalf("leases: a %d b %d", len(a), len(b))
+	// One pending delivery of the engine, found by the recipient's email, under an update named
+	// by the notification; one parked job for the channel's lane, due now.
+	id := delivery.ID("ntf_1", "nch_1")
+	recs, _, err := db.SearchDeliveries(ctx, delivery.Query{IdentityHash: delivery.HashIdentity("bob@example.com"), Limit: 10})
+	if err != nil || len(recs) != 1 || recs[0].DeliveryID != id || recs[0].UpdateID != "ntf_1" || recs[0].DestinationID != "nch_1" || recs[0].Status != delivery.Pending {
+		t.Fatalf("deliveries by email: %+v %v", recs, err)
 	}
-	if b, _ = db.ClaimDueNotifications(ctx, "node-b", sv0.Add(2*time.Minute), time.Minute, 10); len(b) != 1 {
-		t.Fatalf("an expired lease was not taken over")
+	if _, fan, err := db.GetUpdate(ctx, "ntf_1"); err != nil || len(fan) != 1 {
+		t.Fatalf("update of the notification: %+v %v", fan, err)
 	}
-	next := sv0.Add(time.Hour)
-	if err := db.RecordNotificationAttempt(ctx, notify.Attempt{DeliveryID: b[0].ID, N: 1, At: sv0, StatusCode: 503, Status: notify.StatusRetrying, NextAt: &next}); err != nil {
+	heads, err := db.ParkedHeads(ctx, "nch_1", sv0, 10)
+	if err != nil || len(heads) != 1 || heads[0].DeliveryID != id {
+		t.Fatalf("parked: %+v %v", heads, err)
+	}
+	job, err := delivery.DecodeJob(heads[0].Job)
+	if err != nil || job.UpdateID != "ntf_1" || job.DestinationID != "nch_1" || string(job.Payload) != `{"id":"ntf_1"}` {
+		t.Fatalf("parked job: %+v %v", job, err)
+	}
+	if dests, _ := db.ParkedDestinations(ctx); !slices.Contains(dests, "nch_1") {
+		t.Fatalf("parked destinations %v", dests)
+	}
+	// Cancelling the subject ends the queued delivery (excluded): the lane closes its parked
+	// copy unsent. A delivered one is left alone.
+	if _, err := db.PublishNotifications(ctx, []notify.Outgoing{msg("ntf_2")}, sv0); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := db.ClaimDueNotifications(ctx, "node-a", sv0.Add(3*time.Minute), time.Minute, 10); len(due) != 0 {
-		t.Fatalf("due before its next attempt: %+v", due)
+	at := sv0.Add(time.Second)
+	if err := db.Apply(ctx, delivery.Batch{Events: []delivery.Event{{DeliveryID: delivery.ID("ntf_2", "nch_1"), UpdateID: "ntf_2", DestinationID: "nch_1",
+		Status: delivery.Delivered, At: at, Attempt: &delivery.Attempt{N: 1, At: at, StatusCode: 200, Outcome: "delivered", Reason: "ok"}}}}); err != nil {
+		t.Fatal(err)
 	}
-	ds, _ := db.NotificationDeliveries(ctx, notify.Filter{Status: notify.StatusRetrying})
-	if len(ds) != 1 || ds[0].Attempts != 1 || ds[0].LastStatusCode != 503 || ds[0].FirstAttemptAt == nil {
-		t.Fatalf("retrying: %+v", ds)
+	if n, err := db.CancelNotifications(ctx, "svc_1", "EMD_1/CID_1", []string{"survey.request"}, notify.ReasonRecipientFinished, sv0.Add(time.Minute)); n != 1 || err != nil {
+		t.Fatalf("cancel: %d %v", n, err)
+	}
+	if st, _ := db.DeliveryStatus(ctx, id); st != delivery.Excluded {
+		t.Fatalf("cancelled delivery is %s", st)
+	}
+	if st, _ := db.DeliveryStatus(ctx, delivery.ID("ntf_2", "nch_1")); st != delivery.Delivered {
+		t.Fatalf("delivered one became %s", st)
 	}
 }

@@ -80,6 +80,9 @@ func (n Notice) message() (notify.Message, error) {
 		return notify.Message{}, fmt.Errorf("encode notice %s: %w", n.ID, err)
 	}
 	m := notify.Message{ID: n.ID, Type: n.Type, ConnectionID: n.ConnectionID, Subject: n.subject, OccurredAt: n.OccurredAt, Body: body}
+	if n.Recipient != nil {
+		m.Email = n.Recipient.Email
+	}
 	if m.Subject == "" && n.Distribution != nil {
 		m.Subject = n.Distribution.ID
 	}

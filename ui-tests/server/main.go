@@ -1,7 +1,8 @@
 // Command server starts a qgate node (embedded broker, SQLite in a temporary directory) and the
 // Qualtrics simulator in one process for the support page's browser tests, seeds it through
 // qgate's own API with destinations and delivered, retried, excluded, dead-lettered and
-// circuit-blocked deliveries, waits until the seeded updates have settled, and prints one JSON
+// circuit-blocked deliveries and a survey connection to a simulated Qualtrics account, waits
+// until the seeded updates have settled and the connection has synced, and prints one JSON
 // line on stdout: the node's URL, its keys and the seeded IDs. It runs until SIGINT, SIGTERM or
 // the end of stdin (so that the test runner's exit stops it).
 //
@@ -46,6 +47,20 @@ type Seeded struct {
 	FirstUpdate  string            `json:"firstUpdate"`  // Dave's first update (one retry, then delivered)
 	Deliveries   int               `json:"daveDeliveries"`
 	DeadLetters  int               `json:"deadLetters"`
+	Survey       SurveySeed        `json:"survey"`
+}
+
+// SurveySeed is the survey-watch part of the seed: a connection to a simulated Qualtrics
+// account (internal/simulator brand.go), synced once.
+type SurveySeed struct {
+	ConnectionID   string `json:"connectionId"`
+	BrandID        string `json:"brandId"`
+	Recipient      string `json:"recipient"` // has started the pulse survey, not finished it
+	Finished       string `json:"finished"`  // has finished every survey sent to them
+	SurveyID       string `json:"surveyId"`
+	SurveyName     string `json:"surveyName"`
+	DistributionID string `json:"distributionId"`
+	InactiveName   string `json:"inactiveName"`
 }
 
 func main() { os.Exit(run()) }
@@ -281,7 +296,53 @@ func seed(ctx context.Context, base string, sim *simulator.Simulator, simURL str
 	if err := settle(ctx, c, s.SupportKey, "/v1/dead-letters?destinationId="+s.Destinations["loyalty survey"], s.DeadLetters, s.DeadLetters); err != nil {
 		return s, err
 	}
-	return s, nil
+	s.Survey, err = seedSurveys(ctx, c, s.OperatorKey, sim, simURL)
+	return s, err
+}
+
+// seedSurveys connects the simulator's brand "uibrand" and waits for its first sync.
+func seedSurveys(ctx context.Context, c client, opKey string, sim *simulator.Simulator, simURL string) (SurveySeed, error) {
+	const token = "ui-brand-token-0001"
+	sim.AddBrand("uibrand", token)
+	ss := SurveySeed{BrandID: "uibrand", Recipient: "bob@example.com", Finished: "carol@example.com", SurveyID: simulator.BrandSurveyPulse,
+		SurveyName: "Quarterly Pulse", DistributionID: simulator.BrandDistPulse, InactiveName: "Old Feedback"}
+	b, err := c.do("POST", "/v1/survey-connections", opKey, map[string]any{"name": "ui brand", "baseUrl": simURL + "/API/v3/", "apiToken": token}, http.StatusCreated)
+	if err != nil {
+		return ss, err
+	}
+	var conn struct{ ID string }
+	if err := json.Unmarshal(b, &conn); err != nil {
+		return ss, err
+	}
+	ss.ConnectionID = conn.ID
+	if _, err := c.do("POST", "/v1/survey-connections/"+conn.ID+"/sync", opKey, nil, http.StatusAccepted); err != nil {
+		return ss, err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := c.do("GET", "/v1/survey-connections/"+conn.ID, opKey, nil, http.StatusOK)
+		if err != nil {
+			return ss, err
+		}
+		var got struct {
+			LastGoodSync *struct{ ID string } `json:"lastGoodSync"`
+			BrandID      string               `json:"brandId"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			return ss, err
+		}
+		if got.LastGoodSync != nil && got.BrandID != "" {
+			return ss, nil
+		}
+		if time.Now().After(deadline) {
+			return ss, fmt.Errorf("seed: the survey connection did not sync in 60 s: %s", b)
+		}
+		select {
+		case <-ctx.Done():
+			return ss, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // settle waits until the search at path finds want deliveries, none pending or retrying (or,

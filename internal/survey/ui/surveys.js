@@ -89,7 +89,7 @@ $("#mine").addEventListener("submit", (e) => {
       ["sent", (r) => r.sentAt || ""],
       ["due", (r) => r.expiresAt || "no due date"],
       ["", (r) => link(r.links.respond, "Respond in Qualtrics")],
-      ["", (r) => action("Details", () => survey(r.surveyId))],
+      ["", (r) => action("Details", () => survey(r.surveyId, r.links.respond))],
     ], p.surveys);
   });
 });
@@ -111,11 +111,19 @@ $("#open").addEventListener("submit", (e) => {
   });
 });
 
-function survey(id) {
+// survey shows a survey's details and its results per distribution; respond, when the
+// details were opened from someone's active surveys, is their personal link.
+function survey(id, respond) {
   show("Survey " + id, async () => {
     const s = await api("/v1/surveys/" + encodeURIComponent(id));
     const d = el("div");
     d.appendChild(el("p", `${s.name} — ${s.isActive ? "active" : "inactive"}, expires ${s.expiresAt || "never"}`));
+    if (respond) {
+      const r = link(respond, "Respond in Qualtrics");
+      r.className = "respond";
+      d.appendChild(r);
+      d.appendChild(document.createTextNode(" "));
+    }
     d.appendChild(link(s.links.survey, "Open the survey in Qualtrics"));
     d.appendChild(s.distributions.length ? table([
       ["distribution", (x) => x.id],
