@@ -76,6 +76,7 @@ func (l *lane) deliver(it item) bool {
 		if !ok || dest.DeletedAt != nil {
 			return l.finish(it, delivery.Excluded, delivery.ReasonDestinationDeleted, nil)
 		}
+		l.name.Store(&dest.Name)
 		if dest.Paused {
 			return l.park(it, d.opts.Now(), attempt, first, nil)
 		}

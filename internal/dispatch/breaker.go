@@ -61,7 +61,7 @@ func why(r *qualtrics.Result, name string) string {
 func (l *lane) breakerChanged(from, to gobreaker.State, last *qualtrics.Result) {
 	d, destID := l.d, l.destID
 	d.metrics.breakerState.WithLabelValues(destID).Set(float64(to))
-	name := d.targetName(destID)
+	name := l.targetName()
 	fields := []zap.Field{zap.String("destinationId", destID), zap.String("destination", name), zap.String("from", from.String()), zap.String("to", to.String())}
 	switch to {
 	case gobreaker.StateOpen:
@@ -96,7 +96,7 @@ func (l *lane) breakerChanged(from, to gobreaker.State, last *qualtrics.Result) 
 // loggedDeadLetter writes the one line a dead-lettered delivery leaves in the log: the
 // destination by name, the reason, the last answer and the profile's hash (never its email).
 func (l *lane) loggedDeadLetter(job delivery.Job, reason string, a *delivery.Attempt) {
-	name := l.d.targetName(job.DestinationID)
+	name := l.targetName()
 	fields := []zap.Field{zap.String("deliveryId", job.DeliveryID), zap.String("updateId", job.UpdateID),
 		zap.String("destinationId", job.DestinationID), zap.String("destination", name), zap.String("reason", reason),
 		zap.String("profileKey", job.ProfileKey)}

@@ -39,12 +39,18 @@ func (d *Dispatcher) target(ctx context.Context, id string) (destination.Destina
 	return d.opts.Channels.Channel(ctx, id)
 }
 
-// targetName is the name of the lane's destination or channel for logs, or its ID.
-func (d *Dispatcher) targetName(id string) string {
-	if dest, ok, err := d.target(context.Background(), id); ok && err == nil {
-		return dest.Name
+// targetName is the name of the lane's destination or channel for logs, or its ID. A
+// destination's comes from the registry (in memory); a channel's as the last attempt read it:
+// the breaker's state callback runs under its lock and must not read the store.
+func (l *lane) targetName() string {
+	if !isChannel(l.destID) {
+		if dest, ok := l.d.reg.Get(l.destID); ok {
+			return dest.Name
+		}
+	} else if name := l.name.Load(); name != nil {
+		return *name
 	}
-	return id
+	return l.destID
 }
 
 // send makes one attempt at delivering job to dest.

@@ -26,7 +26,8 @@ type lane struct {
 	queues  []chan item
 	limiter *rate.Limiter
 	breaker *gobreaker.CircuitBreaker[qualtrics.Result]
-	faults  atomic.Int32 // destination faults (401/403) being reported to the breaker: open at once
+	faults  atomic.Int32           // destination faults (401/403) being reported to the breaker: open at once
+	name    atomic.Pointer[string] // the target's name as the last attempt read it (targetName)
 
 	mu          sync.Mutex
 	pending     map[string]int // profile → items queued or in flight on this node
