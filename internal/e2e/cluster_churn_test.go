@@ -112,18 +112,7 @@ func TestClusterGroupChurn(t *testing.T) {
 		}
 	}
 
-	recs := awaitTerminal(t, cn, load.l, 120*time.Second)
-	if t.Failed() {
-		c.logGroups(t, map[string]string{"qgate-router": e.profileTopic(), "qgate-dispatcher": e.deliveryTopic()})
-	}
-	rc := checkRuns(t, e, wfOf, load.l, recs)
-	if rc.delivered != len(dests)*load.l.accepted() {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*load.l.accepted(), rc.terminalBy)
-	}
-	if len(rc.refusedRun) > 0 {
-		t.Errorf("%d runs of profiles answered 503 \"not written\" reached the simulator, e.g. %v",
-			len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
-	}
+	rc := checkClusterLedger(t, e, c, cn, wfOf, dests, load.l)
 	oc := checkOrder(t, e, wfOf, load.l)
 
 	events := []struct {

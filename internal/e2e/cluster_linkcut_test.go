@@ -97,18 +97,7 @@ func TestClusterClientLinkCut(t *testing.T) {
 	results := load.l.allResults()
 	t.Logf("proxy to node %d (leader of %d partitions of the test's topics): %d connections accepted", c.proxyNode, led, proxy.accepts())
 
-	recs := awaitTerminal(t, n, load.l, 120*time.Second)
-	if t.Failed() {
-		c.logGroups(t, map[string]string{"qgate-router": e.profileTopic(), "qgate-dispatcher": e.deliveryTopic()})
-	}
-	rc := checkRuns(t, e, wfOf, load.l, recs)
-	if rc.delivered != len(dests)*load.l.accepted() {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*load.l.accepted(), rc.terminalBy)
-	}
-	if len(rc.refusedRun) > 0 {
-		t.Errorf("%d runs of profiles answered 503 \"not written\" reached the simulator, e.g. %v",
-			len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
-	}
+	rc := checkClusterLedger(t, e, c, n, wfOf, dests, load.l)
 	oc := checkOrder(t, e, wfOf, load.l)
 
 	var lines []string

@@ -76,20 +76,7 @@ func TestClusterRollingRestart(t *testing.T) {
 	t.Logf("RECOVERY rolling restart: the roll of %d brokers took %s; %d requests, %d accepted updates, %d 503s; %s",
 		c.nodes, rolled.Sub(began).Round(time.Millisecond), len(results), load.l.accepted(), unavailable, recovered)
 
-	start := time.Now()
-	recs := awaitTerminal(t, n, load.l, 120*time.Second)
-	if t.Failed() {
-		c.logGroups(t, map[string]string{"qgate-router": e.profileTopic(), "qgate-dispatcher": e.deliveryTopic()})
-	}
-	t.Logf("RECOVERY delivery: all accepted updates terminal %s after the load ended", time.Since(start).Round(time.Millisecond))
-	rc := checkRuns(t, e, wfOf, load.l, recs)
-	if rc.delivered != len(dests)*load.l.accepted() {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*load.l.accepted(), rc.terminalBy)
-	}
-	if len(rc.refusedRun) > 0 {
-		t.Errorf("%d runs of profiles answered 503 \"not written\" reached the simulator, e.g. %v",
-			len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
-	}
+	rc := checkClusterLedger(t, e, c, n, wfOf, dests, load.l)
 	oc := checkOrder(t, e, wfOf, load.l)
 	longest, _ := oc.longestWait(began, rolled, began, time.Time{})
 	t.Logf("simulator: %d runs (by status %v), %d of updates answered 503 \"may have been written\"; order held over %d (profile, destination) pairs; %d repeated runs of one key; longest wait 202 → delivered of an update accepted during the roll %s; deliveries by status %v",

@@ -230,19 +230,7 @@ func TestClusterLeaderKilled(t *testing.T) {
 	t.Logf("RECOVERY ingest: %d requests, %d accepted updates, %d 503s; %s; new leaders %s after the kill",
 		len(results), load.l.accepted(), unavailable, recovered, elected.Sub(killed).Round(time.Millisecond))
 
-	start := time.Now()
-	recs := awaitTerminal(t, n, load.l, 120*time.Second)
-	t.Logf("RECOVERY delivery: all accepted updates terminal %s after the load ended", time.Since(start).Round(time.Millisecond))
-	rc := checkRuns(t, e, wfOf, load.l, recs)
-	if rc.delivered != len(dests)*load.l.accepted() {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*load.l.accepted(), rc.terminalBy)
-	}
-	// A profile answered 503 "may still have been written" may reach Qualtrics (the ledger
-	// counts it ambiguous); one answered "not written, safe to send again" must not.
-	if len(rc.refusedRun) > 0 {
-		t.Errorf("%d runs of profiles answered 503 \"not written\" reached the simulator, e.g. %v",
-			len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
-	}
+	rc := checkClusterLedger(t, e, c, n, wfOf, dests, load.l)
 	t.Logf("simulator: %d runs (by status %v), %d of profiles answered 503 \"may have been written\"; deliveries by status %v",
 		rc.runs, rc.byStatus, rc.unknownOK, rc.terminalBy)
 }
@@ -332,19 +320,7 @@ func TestClusterQuorumLost(t *testing.T) {
 		during503, recovered.Round(time.Millisecond), first, (restarted.Sub(down) + recovered).Round(time.Millisecond))
 
 	c.start(t, second)
-	start := time.Now()
-	recs := awaitTerminal(t, n, load.l, 120*time.Second)
-	t.Logf("RECOVERY delivery: all accepted updates terminal %s after the load ended", time.Since(start).Round(time.Millisecond))
-	rc := checkRuns(t, e, wfOf, load.l, recs)
-	if rc.delivered != len(dests)*load.l.accepted() {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*load.l.accepted(), rc.terminalBy)
-	}
-	// A profile answered 503 "may still have been written" may reach Qualtrics (the ledger
-	// counts it ambiguous); one answered "not written, safe to send again" must not.
-	if len(rc.refusedRun) > 0 {
-		t.Errorf("%d runs of profiles answered 503 \"not written\" reached the simulator, e.g. %v",
-			len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
-	}
+	rc := checkClusterLedger(t, e, c, n, wfOf, dests, load.l)
 	t.Logf("simulator: %d runs (by status %v), %d of profiles answered 503 \"may have been written\"; deliveries by status %v",
 		rc.runs, rc.byStatus, rc.unknownOK, rc.terminalBy)
 }
@@ -432,17 +408,7 @@ func TestClusterBrokerPaused(t *testing.T) {
 	}
 	t.Logf("RECOVERY broker paused: %d requests, %d accepted updates, %d 503s; %s", len(load.l.allResults()), load.l.accepted(), unavailable, recovered)
 
-	start := time.Now()
-	recs := awaitTerminal(t, n, load.l, 120*time.Second)
-	t.Logf("RECOVERY delivery: all accepted updates terminal %s after the load ended", time.Since(start).Round(time.Millisecond))
-	rc := checkRuns(t, e, wfOf, load.l, recs)
-	if rc.delivered != len(dests)*load.l.accepted() {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*load.l.accepted(), rc.terminalBy)
-	}
-	if len(rc.refusedRun) > 0 {
-		t.Errorf("%d runs of profiles answered 503 \"not written\" reached the simulator, e.g. %v",
-			len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
-	}
+	rc := checkClusterLedger(t, e, c, n, wfOf, dests, load.l)
 	t.Logf("simulator: %d runs (by status %v), %d of profiles answered 503 \"may have been written\"; deliveries by status %v",
 		rc.runs, rc.byStatus, rc.unknownOK, rc.terminalBy)
 }
