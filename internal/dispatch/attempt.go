@@ -34,9 +34,11 @@ func (l *lane) deliver(it item) bool {
 		d.metrics.duplicates.Inc()
 		return true
 	}
-	if it.parked != nil {
+	channel := isChannel(job.DestinationID)
+	if it.parked != nil && !channel {
 		// A parked copy of a delivery that already ended (sent by the node that held the
 		// destination while this copy was parked, e.g. around a rebalance) is not sent again.
+		// (A channel lane checks right before each send, below.)
 		if ended, ok := l.closeIfEnded(it); !ok || ended {
 			return ok
 		}
@@ -53,14 +55,6 @@ func (l *lane) deliver(it item) bool {
 		}
 	}
 	for {
-		if attempt > 0 && it.parked != nil && isChannel(job.DestinationID) {
-			// A notification may be cancelled while it waits for its retry (the recipient
-			// finished): a channel lane checks before every retry. Notifications are few;
-			// destinations' deliveries skip this read.
-			if ended, ok := l.closeIfEnded(it); !ok || ended {
-				return ok
-			}
-		}
 		if it.parked == nil {
 			l.mu.Lock()
 			behind := l.behindLocked(job.ProfileKey)
@@ -92,10 +86,16 @@ func (l *lane) deliver(it item) bool {
 		if err := l.limiter.Wait(ctx); err != nil {
 			return false
 		}
-		start := d.opts.Now()
-		if first.IsZero() {
-			first = start
+		if channel && it.parked != nil {
+			// A notification may be cancelled (the recipient finished) while it waits for its
+			// retry or for a slot of the channel's rate: a channel lane reads its status right
+			// before every send, after the wait. Notifications are few; destinations'
+			// deliveries skip this read.
+			if ended, ok := l.closeIfEnded(it); !ok || ended {
+				return ok
+			}
 		}
+		start := d.opts.Now()
 		fault := false // this attempt's 401/403 is counted in l.faults until the breaker saw it
 		res, err := l.breaker.Execute(func() (qualtrics.Result, error) {
 			// An attempt in flight finishes even when the dispatcher is stopping (bounded by the
@@ -120,6 +120,9 @@ func (l *lane) deliver(it item) bool {
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			// Nothing was sent: the circuit is open. Wait outside RAM for the next probe window.
 			return l.park(it, d.opts.Now().Add(d.opts.BreakerTimeout), attempt, first, nil)
+		}
+		if first.IsZero() { // the retry window starts at the first request made, not one refused above
+			first = start
 		}
 		attempt++
 		now := d.opts.Now()

@@ -234,6 +234,50 @@ func TestTimingRetryWindowDeadLetters(t *testing.T) {
 	})
 }
 
+// The retry window counts from the first request actually made: a delivery the half-open
+// circuit refused (its probe slot taken by another) was not attempted, so its window does not
+// start there. Here b is refused at the probe, first sent 30 s later and fails; it must be
+// retried, not dead-lettered as if its 10 s window had begun at the refusal.
+func TestTimingRetryWindowStartsAtTheFirstRequestMade(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const timeout, window = 30 * time.Second, 10 * time.Second
+		opts := Options{BreakerTrips: 1, BreakerTimeout: timeout, RetryWindow: window, DrainInterval: drainTick,
+			Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}}
+		r := startRig(t, opts, fastRate, func(_ string, _, all int) reply {
+			switch all {
+			case 1, 3: // a's first request; b's first request (b is refused, not sent, at the probe)
+				return unavailable(0)
+			case 2: // a's probe succeeds, slowly: b arrives while it is in flight
+				rep := ok200()
+				rep.latency = 2 * time.Second
+				return rep
+			}
+			return ok200()
+		})
+		defer r.close()
+
+		a := r.offer("a")
+		advance(time.Second)
+		if s := r.d.BreakerState(rigDest); s != "open" {
+			t.Fatalf("circuit %s after a's failure, want open", s)
+		}
+		advance(timeout) // a's probe is in flight
+		if s := r.d.BreakerState(rigDest); s != "half-open" {
+			t.Fatalf("circuit %s during the probe, want half-open", s)
+		}
+		b := r.offer("b")
+		advance(10 * time.Minute)
+
+		sends := r.snd.of(b)
+		if st := r.st.statusOf(b); st != delivery.Delivered || len(sends) != 2 {
+			t.Fatalf("b: %q after %d requests, want delivered at its second (its window starts at its first request)", st, len(sends))
+		}
+		if st := r.st.statusOf(a); st != delivery.Delivered {
+			t.Fatalf("a: %q, want delivered", st)
+		}
+	})
+}
+
 // BreakerTrips consecutive failures open the circuit. While it is open nothing is sent, live
 // jobs included, for BreakerTimeout; then exactly one probe goes out. A failed probe opens it for
 // another BreakerTimeout; a successful one closes it and the parked deliveries follow.
