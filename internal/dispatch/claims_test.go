@@ -64,7 +64,7 @@ func TestNothingIsSentUntilTheClaimIsWon(t *testing.T) {
 		for i := range 6 {
 			ids = append(ids, r.offer(fmt.Sprintf("p%d", i%2)))
 		}
-		advance(heldUntil.Sub(time.Now()) - time.Second)
+		advance(time.Until(heldUntil) - time.Second)
 		if n := r.snd.count(); n != 0 {
 			t.Fatalf("%d sends while another node held the claim", n)
 		}

@@ -67,8 +67,7 @@ func schedule(t *testing.T, d time.Duration, fail bool, setup func(*fakeSched, *
 		start := time.Now()
 		f := &fakeSched{conns: map[string]survey.Connection{"svc_1": {ID: "svc_1",
 			IncrementalEvery: survey.Duration(15 * time.Minute), FullEvery: survey.Duration(time.Hour)}}, claims: map[string]string{}}
-		var s *survey.Scheduler
-		s = survey.NewScheduler(f, func(_ context.Context, c survey.Connection, mode string) (survey.SyncRun, error) {
+		s := survey.NewScheduler(f, func(_ context.Context, c survey.Connection, mode string) (survey.SyncRun, error) {
 			now := time.Now()
 			calls = append(calls, syncCall{mode, now.Sub(start).Round(time.Second)})
 			f.mu.Lock()
