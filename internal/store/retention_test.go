@@ -267,6 +267,13 @@ INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) 
 		}
 		return table + "_pkey"
 	}
+	// A destination's old finished deliveries: a range of (status, destination, age) on SQLite;
+	// PostgreSQL prefers the (destination, age) range and checks the status on the rows. Both
+	// read only the destination's rows older than the horizon.
+	pruneIndex := "deliveries_status"
+	if db.Dialect() == Postgres {
+		pruneIndex = "deliveries_destination_time"
+	}
 	finishedQ, finishedA := db.finishedQuery(finishedIDs(100))
 	cases := []planCase{
 		{"finished deliveries among a batch of jobs (Finished)", pk("deliveries"),
@@ -295,7 +302,8 @@ INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) 
 			[]any{"dst7", int64(1700000000000 + n*1000 - 3600*1000)}},
 		{"destination stats: backlog", "deliveries_status",
 			`SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'retrying') AND destination_id = $1`, []any{"dst7"}},
-		{"prune: finished deliveries by age", "deliveries_prune", selectPrunableDeliveries + lock, []any{horizon, 1000}},
+		{"prune: the destinations with deliveries", "deliveries_destination_time", selectDestinations, nil},
+		{"prune: a destination's finished deliveries by age", pruneIndex, selectPrunableDeliveries + lock, []any{horizon, 1000, "dst7"}},
 		{"prune: delete attempts", pk("attempts"), `DELETE FROM attempts WHERE delivery_id IN ($1, $2, $3)`, []any{"d1", "d2", "d3"}},
 		{"prune: delete deliveries", pk("deliveries"), `DELETE FROM deliveries WHERE delivery_id IN ($1, $2, $3)`, []any{"d1", "d2", "d3"}},
 		{"prune: old updates", "updates_received", selectPrunableUpdates + lock, []any{horizon, 1000}},
