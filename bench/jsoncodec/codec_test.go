@@ -1,7 +1,9 @@
 // Package jsoncodec measures qgate's JSON paths on the delivery hot path (the update envelope,
-// router.Shape, the delivery job) against encoding/json and maintained codecs (issue #12). It
-// is its own module, like bench/peer, so that the codecs it compares are never in qgate's
-// go.mod; it imports qgate through a replace directive. See docs/benchmarks.md, "JSON codecs".
+// router.Shape, the delivery job, the router's consent read) against encoding/json and
+// maintained codecs (issue #12). "qgate" is what qgate runs today: router.Shape, update's and
+// delivery's codecs (goccy/go-json since h-codec, hand-written before). It is its own module,
+// like bench/peer, so that the codecs it compares are never in qgate's go.mod; it imports qgate
+// through a replace directive. See docs/benchmarks.md, "JSON codecs".
 package jsoncodec
 
 import (
@@ -224,7 +226,7 @@ func TestCodecsAgree(t *testing.T) {
 
 func BenchmarkShape(b *testing.B) {
 	for _, sc := range shapeCases(b) {
-		b.Run(sc.name+"/hand", func(b *testing.B) {
+		b.Run(sc.name+"/qgate", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if s, err := router.Shape(sc.d, sc.p); err != nil || s.Payload == nil {
@@ -259,7 +261,7 @@ func sampleJob(tb testing.TB) delivery.Job {
 
 func BenchmarkEncodeJob(b *testing.B) {
 	j := sampleJob(b)
-	b.Run("hand", func(b *testing.B) {
+	b.Run("qgate", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := delivery.EncodeJob(j); err != nil {
@@ -284,7 +286,7 @@ func BenchmarkDecodeJob(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("hand", func(b *testing.B) {
+	b.Run("qgate", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := delivery.DecodeJob(in); err != nil {
@@ -317,7 +319,7 @@ func envelope() update.Envelope {
 
 func BenchmarkEncodeEnvelope(b *testing.B) {
 	e := envelope()
-	b.Run("hand", func(b *testing.B) {
+	b.Run("qgate", func(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
@@ -338,7 +340,7 @@ func BenchmarkEncodeEnvelope(b *testing.B) {
 
 func BenchmarkDecodeEnvelope(b *testing.B) {
 	in := sampleEnvelope()
-	b.Run("hand", func(b *testing.B) {
+	b.Run("qgate", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := update.Decode(in); err != nil {
@@ -352,6 +354,32 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 			for b.Loop() {
 				var e update.Envelope
 				if err := c.unmarshal(in, &e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// consentProfile is the load generator's profile with AEP's Consents and Preferences field
+// group (docs/payload.md), as the router reads it for a destination with a consent policy.
+func consentProfile() []byte {
+	p := bench.AppendProfile(nil, 12345)
+	return append(p[:len(p)-1], `,"consents":{"collect":{"val":"y"},"marketing":{"preferred":"email","any":{"val":"y"},"email":{"val":"n"}},"metadata":{"time":"2026-11-01T10:00:00Z"}}}`...)
+}
+
+// BenchmarkConsents is router/consent.go's decode (once per profile, when a destination has a
+// consent policy): the profile's top-level "consents" into maps, the rest skipped.
+func BenchmarkConsents(b *testing.B) {
+	in := consentProfile()
+	for _, c := range codecs {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var top struct {
+					Consents map[string]any `json:"consents"`
+				}
+				if err := c.unmarshal(in, &top); err != nil || top.Consents == nil {
 					b.Fatal(err)
 				}
 			}
