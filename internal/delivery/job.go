@@ -3,7 +3,7 @@ package delivery
 // The delivery job's codec is github.com/goccy/go-json. It replaced a hand-written codec held
 // to encoding/json byte for byte (issue #12): measured on the jobs the router writes
 // (bench/jsoncodec, docs/benchmarks.md "JSON codecs"), go-json encodes and decodes a job as
-// fast as that code did (~1.3 and ~1.5 µs) and ~4× faster than encoding/json, and it agrees
+// fast as that code did (~1.3 and ~1.5 µs) and 3-6× faster than encoding/json, and it agrees
 // with encoding/json on every input the old codec's tests and fuzzers tried (TestDecodeJob*,
 // FuzzDecodeJob still hold it to encoding/json, member order and errors' wording aside).
 
