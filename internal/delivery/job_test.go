@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -28,11 +29,7 @@ func decodeJobJSON(b []byte) (Job, error) {
 	return j, nil
 }
 
-var errBadJob = errorString("refused")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errBadJob = errors.New("refused")
 
 // A payload as router.Shape writes it.
 const samplePayload = `{"identityMap":{"Email":[{"id":"dave@example.com"}],"external_id":[{"id":"45870000000000000000000000000000000001","namespace":"ECID"}]},` +
