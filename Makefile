@@ -56,7 +56,6 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzProfile -fuzztime $(FUZZTIME) ./internal/profile
 	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME) ./internal/jsonscan
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/jsonscan
 	$(GO) test -run '^$$' -fuzz FuzzEncodeJob -fuzztime $(FUZZTIME) ./internal/delivery
 	$(GO) test -run '^$$' -fuzz FuzzDecodeJob -fuzztime $(FUZZTIME) ./internal/delivery
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/update

@@ -8,8 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -103,48 +101,6 @@ func uuidV7Time(id string) ([]byte, bool) {
 		ts = append(ts, c)
 	}
 	return ts, true
-}
-
-// EncodeJob serialises a job: json.Marshal of j at JobVersion, byte for byte. The jobs qgate
-// writes are encoded by hand (appendJob, job.go: json.Marshal of jobs was ~1.1% of qgate's
-// CPU); any other goes through json.Marshal.
-func EncodeJob(j Job) ([]byte, error) {
-	j.V = JobVersion
-	if b, ok := appendJob(make([]byte, 0, jobSize(&j)), &j); ok {
-		return b, nil
-	}
-	return json.Marshal(j)
-}
-
-// DecodeJob parses a job as json.Unmarshal does. The jobs qgate writes are decoded by hand
-// (decodeJob, job.go: json.Unmarshal of jobs was ~2.4% of qgate's CPU); any other input goes
-// through json.Unmarshal.
-func DecodeJob(b []byte) (Job, error) {
-	j, ok := decodeJob(b)
-	if !ok {
-		return unmarshalJob(b)
-	}
-	return checkJob(j)
-}
-
-// unmarshalJob is DecodeJob with encoding/json: its fallback, and the definition it must match.
-func unmarshalJob(b []byte) (Job, error) {
-	var j Job
-	if err := json.Unmarshal(b, &j); err != nil {
-		return Job{}, fmt.Errorf("decode job: %w", err)
-	}
-	return checkJob(j)
-}
-
-// checkJob refuses a decoded job of an unknown version or without what a delivery needs.
-func checkJob(j Job) (Job, error) {
-	if j.V < 1 || j.V > JobVersion {
-		return Job{}, fmt.Errorf("decode job: unsupported version %d", j.V)
-	}
-	if j.DeliveryID == "" || j.DestinationID == "" || len(j.Payload) == 0 {
-		return Job{}, errors.New("decode job: missing deliveryId, destinationId or payload")
-	}
-	return j, nil
 }
 
 // Attempt is one try at delivering.

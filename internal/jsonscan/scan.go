@@ -1,21 +1,19 @@
-// Package jsonscan reads and writes JSON by hand for qgate's hot paths, where encoding/json's
-// reflection cost measurable CPU: in profiles of qgate under load, json.Unmarshal and
-// json.Marshal of delivery jobs took ~2.4% and ~1.1% of its CPU, json.Unmarshal of update
-// envelopes ~1.7%, and router.Shape (decoding a profile into maps, then json.Marshal sorting
-// and re-encoding them) ~5-6%. It holds what the hand-written codecs of those paths share
-// (delivery's job.go, update's decode, router's shaper), so that there is one copy of it:
+// Package jsonscan reads and writes JSON by hand for router.Shape, the one hot path where that
+// still pays (issue #12, docs/benchmarks.md "JSON codecs"): the shaper built on it writes a
+// delivery's payload in ~2-4 µs with 3-6 allocations, where decoding the profile into maps and
+// marshalling them takes 11-34 µs and 78-219 allocations with any codec measured (encoding/json,
+// goccy/go-json, segmentio/encoding, sonic). The envelope and job codecs, which once used it
+// too, are github.com/goccy/go-json now; the envelope's writer still quotes with AppendString.
+// It holds:
 //
-//   - a scanner that checks JSON as encoding/json does: ScanValue, ScanString, and the steps
-//     through an object or array (Open, Colon, Next) for callers that build from it;
-//   - Decode, which reads an object of known members into the fields of a small struct;
+//   - the steps through an object or array (Open, Colon, Next) for a caller that builds its own
+//     tree, and the scalars and strings in them: ScanLiteral, ScanString;
 //   - strings written and read as encoding/json writes and reads them: AppendString, Unquote.
 //
-// None of it is a JSON codec. Each function handles a part of JSON and reports (-1 or false)
-// the input it does not handle rather than guess; every user falls back to encoding/json for
-// that input, so behaviour, errors included, stays that of encoding/json. The scanner never
-// accepts what encoding/json rejects, and rejects valid JSON only where it nests deeper than
-// MaxDepth. The tests here (FuzzScan, FuzzDecode), and each user's tests and fuzz tests, hold
-// it to encoding/json.
+// None of it is a JSON codec. Each function handles a part of JSON and reports (-1) the input
+// it does not handle rather than guess; the shaper falls back to encoding/json for that input.
+// Nothing here accepts what encoding/json rejects. The tests here (FuzzScan), and the shaper's
+// (FuzzShape), hold it to encoding/json.
 //
 // The functions that read take the input b and an index i in it, and return the index just
 // after what they read, or -1.
@@ -23,8 +21,8 @@ package jsonscan
 
 import "unicode/utf8"
 
-// MaxDepth bounds the nesting ScanValue, and the shaper built on Open and Next, follow
-// (encoding/json allows 10000); deeper values are left to encoding/json.
+// MaxDepth bounds the nesting the shaper built on Open and Next follows (encoding/json allows
+// 10000); deeper values are left to encoding/json.
 const MaxDepth = 512
 
 // SkipSpace returns the index of the first byte at or after b[i] that is not JSON whitespace.
@@ -69,60 +67,13 @@ func Next(b []byte, i int, end byte) (int, bool) {
 	return -1, false
 }
 
-// ScanValue returns the end of the JSON value at b[i], or -1 if there is no valid one there
-// (or it nests deeper than MaxDepth). It never accepts what encoding/json rejects. With compact
-// set, it also returns -1 unless the value is exactly as json.Marshal writes a json.RawMessage
-// holding it: no whitespace between tokens, and no HTMLUnsafe string.
-func ScanValue(b []byte, i int, compact bool) int {
-	return scanValue(b, i, 0, compact)
-}
-
-// scanValue steps through objects and arrays as Open, Colon and Next do, but by itself: Go
-// does not inline them, and calls for each element made ScanValue ~15% slower.
-func scanValue(b []byte, i, depth int, compact bool) int {
+// ScanLiteral returns the end of the JSON number, true, false or null at b[i], or -1 if there
+// is none there. What follows it is the caller's to check.
+func ScanLiteral(b []byte, i int) int {
 	if i >= len(b) {
 		return -1
 	}
 	switch c := b[i]; {
-	case c == '{', c == '[':
-		if depth >= MaxDepth {
-			return -1
-		}
-		end := c + 2 // '}' or ']'
-		if i = space(b, i+1, compact); i < len(b) && b[i] == end {
-			return i + 1
-		}
-		for {
-			if c == '{' {
-				if end := plainEnd(b, i); end >= 0 {
-					i = end
-				} else if i = valueString(b, i, compact); i < 0 {
-					return -1
-				}
-				if i = space(b, i, compact); i >= len(b) || b[i] != ':' {
-					return -1
-				}
-				i = space(b, i+1, compact)
-			}
-			if i = scanValue(b, i, depth+1, compact); i < 0 {
-				return -1
-			}
-			if i = space(b, i, compact); i >= len(b) {
-				return -1
-			}
-			if b[i] == end {
-				return i + 1
-			}
-			if b[i] != ',' {
-				return -1
-			}
-			i = space(b, i+1, compact)
-		}
-	case c == '"':
-		if end := plainEnd(b, i); end >= 0 {
-			return end
-		}
-		return valueString(b, i, compact)
 	case c == '-', '0' <= c && c <= '9':
 		return scanNumber(b, i)
 	case c == 't':
@@ -133,24 +84,6 @@ func scanValue(b []byte, i, depth int, compact bool) int {
 		return literal(b, i, "null")
 	}
 	return -1
-}
-
-// space skips whitespace at b[i], or, with compact set, allows none (a token must follow, so
-// whitespace there makes the value invalid).
-func space(b []byte, i int, compact bool) int {
-	if compact {
-		return i
-	}
-	return SkipSpace(b, i)
-}
-
-// valueString is ScanString for ScanValue: with compact set, an HTMLUnsafe string is -1.
-func valueString(b []byte, i int, compact bool) int {
-	i, f := scanString(b, i)
-	if compact && f&HTMLUnsafe != 0 {
-		return -1
-	}
-	return i
 }
 
 func literal(b []byte, i int, lit string) int {
@@ -212,7 +145,7 @@ const (
 	// InvalidUTF8: it holds bytes that are not UTF-8 (encoding/json reads each as U+FFFD).
 	InvalidUTF8
 	// HTMLUnsafe: it holds <, >, &, U+2028 or U+2029, which encoding/json escapes when it
-	// writes a string, and json.Marshal when it writes a json.RawMessage.
+	// writes a string.
 	HTMLUnsafe
 )
 
@@ -225,8 +158,8 @@ func ScanString(b []byte, i int) (int, StringFlags) {
 }
 
 // plainEnd returns the end of the JSON string at b[i] if it holds only ASCII that encoding/json
-// writes as it is (most strings), or -1. It is small enough for Go to inline, so that ScanValue
-// reads such strings without a call (a call for each string made ScanValue ~10% slower).
+// writes as it is (most strings), or -1. It is small enough for Go to inline, so that ScanString
+// reads such strings without a call.
 func plainEnd(b []byte, i int) int {
 	if i >= len(b) || b[i] != '"' {
 		return -1
