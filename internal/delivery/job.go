@@ -17,7 +17,7 @@ import (
 // EncodeJob serialises a job at JobVersion. The payload must be valid JSON.
 func EncodeJob(j Job) ([]byte, error) {
 	j.V = JobVersion
-	b, err := json.MarshalNoEscape(&j)
+	b, err := json.Marshal(&j)
 	if err != nil {
 		return nil, fmt.Errorf("encode job: %w", err)
 	}
@@ -28,7 +28,7 @@ func EncodeJob(j Job) ([]byte, error) {
 // needs.
 func DecodeJob(b []byte) (Job, error) {
 	var j Job
-	if err := json.UnmarshalNoEscape(b, &j); err != nil {
+	if err := json.Unmarshal(b, &j); err != nil {
 		return Job{}, fmt.Errorf("decode job: %w", err)
 	}
 	if j.V < 1 || j.V > JobVersion {

@@ -57,7 +57,7 @@ var ErrVersion = errors.New("unsupported envelope version")
 // version or without an update ID or profile.
 func Decode(b []byte) (Envelope, error) {
 	var e Envelope
-	if err := gojson.UnmarshalNoEscape(b, &e); err != nil {
+	if err := gojson.Unmarshal(b, &e); err != nil {
 		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
 	}
 	if e.V < 1 || e.V > Version {
