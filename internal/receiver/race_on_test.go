@@ -3,4 +3,4 @@
 package receiver_test
 
 // raceAllocs is what the race detector adds to an allocation bound.
-const raceAllocs = 12
+const raceAllocs = 4
