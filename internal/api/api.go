@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/qgate/qgate/internal/fault"
 )
@@ -113,12 +114,26 @@ func codeFor(status int) string {
 }
 
 // AccessLog logs one line per request at the boundary; 5xx carry the error that caused them.
-// It never logs bodies or headers (they hold emails and secrets).
+// It never logs bodies or headers (they hold emails and secrets). Refusals (4xx) are logged at
+// info, failures (5xx) at error, and the rest at debug: a line's fields are built only when its
+// level is enabled, so at info a successful request costs the log nothing but a level check.
 func AccessLog(log *zap.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
 		status := c.Writer.Status()
+		var ce *zapcore.CheckedEntry
+		switch {
+		case status >= 500:
+			ce = log.Check(zap.ErrorLevel, "request failed")
+		case status >= 400:
+			ce = log.Check(zap.InfoLevel, "request refused")
+		default:
+			ce = log.Check(zap.DebugLevel, "request")
+		}
+		if ce == nil {
+			return
+		}
 		fields := []zap.Field{
 			zap.String("method", c.Request.Method),
 			zap.String("route", c.FullPath()),
@@ -128,14 +143,10 @@ func AccessLog(log *zap.Logger) gin.HandlerFunc {
 		if id := c.GetString(keyIDCtx); id != "" {
 			fields = append(fields, zap.String("keyId", id))
 		}
-		switch {
-		case status >= 500:
-			log.Error("request failed", append(fields, zap.String("error", c.Errors.String()))...)
-		case status >= 400:
-			log.Info("request refused", fields...)
-		default:
-			log.Debug("request", fields...)
+		if status >= 500 {
+			fields = append(fields, zap.String("error", c.Errors.String()))
 		}
+		ce.Write(fields...)
 	}
 }
 

@@ -1,6 +1,9 @@
 package receiver
 
 import (
+	"net/http"
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -11,6 +14,9 @@ type Metrics struct {
 	unavailable prometheus.Counter
 	requests    *prometheus.CounterVec
 	produce     prometheus.Histogram
+	// byStatus holds the requests counter of the statuses every request ends with but a few
+	// (looked up once instead of per request).
+	byStatus map[int]prometheus.Counter
 }
 
 // NewMetrics registers the receiver's collectors on reg.
@@ -33,8 +39,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
 	}
+	m.byStatus = map[int]prometheus.Counter{}
+	for _, status := range []int{http.StatusAccepted, http.StatusUnprocessableEntity, http.StatusServiceUnavailable, http.StatusBadRequest} {
+		m.byStatus[status] = m.requests.WithLabelValues(strconv.Itoa(status))
+	}
 	reg.MustRegister(m.profiles, m.requests, m.produce)
 	return m
+}
+
+// request counts a request answered with status.
+func (m *Metrics) request(status int) {
+	if c, ok := m.byStatus[status]; ok {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(strconv.Itoa(status)).Inc()
 }
 
 func (m *Metrics) rejected(code string) { m.profiles.WithLabelValues(StatusRejected, code).Inc() }

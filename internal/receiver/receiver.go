@@ -119,6 +119,9 @@ const (
 	msgMaybeWritten = "the queue did not acknowledge this profile in time; it was not accepted, but it may still have been written (then it is delivered), so sending it again may deliver it twice"
 )
 
+// errProduceTimeout is the cause of a Publish that ran out of ProduceTimeout.
+var errProduceTimeout = errors.New("kafka did not acknowledge in time")
+
 // Register adds POST /profiles to g (which must already require the ingest role).
 func (r *Receiver) Register(g gin.IRoutes) { g.POST("/profiles", r.handle) }
 
@@ -128,15 +131,18 @@ func (r *Receiver) handle(c *gin.Context) {
 			Problems: []fault.Problem{{Code: CodeShuttingDown, Message: "this node is shutting down; retry on another node or shortly"}}})
 		return
 	}
-	body, err := r.readBody(c)
+	buf := getBuffer()
+	defer putBuffer(buf)
+	body, err := r.readBody(c, buf.body[:0])
+	buf.body = body
 	if err != nil {
-		r.metrics.requests.WithLabelValues(strconv.Itoa(api.Status(err))).Inc()
+		r.metrics.request(api.Status(err))
 		api.Fail(c, err)
 		return
 	}
 	resp, err := r.Ingest(c.Request.Context(), body)
 	if err != nil && resp == nil {
-		r.metrics.requests.WithLabelValues(strconv.Itoa(api.Status(err))).Inc()
+		r.metrics.request(api.Status(err))
 		api.Fail(c, err)
 		return
 	}
@@ -149,13 +155,20 @@ func (r *Receiver) handle(c *gin.Context) {
 	case resp.Accepted == 0:
 		status = http.StatusUnprocessableEntity
 	}
-	r.metrics.requests.WithLabelValues(strconv.Itoa(status)).Inc()
-	if b, ok := appendResponse(make([]byte, 0, 32+len(resp.Results)*76), resp); ok {
-		c.Data(status, "application/json; charset=utf-8", b)
+	r.metrics.request(status)
+	if b, ok := appendResponse(buf.out[:0], resp); ok {
+		buf.out = b
+		// What c.Data does, without building the Content-Type value per request.
+		c.Writer.Header()["Content-Type"] = jsonContentType
+		c.Writer.WriteHeader(status)
+		_, _ = c.Writer.Write(b)
 		return
 	}
 	c.JSON(status, resp)
 }
+
+// jsonContentType is the Content-Type of every verdict (net/http and gin only read it).
+var jsonContentType = []string{"application/json; charset=utf-8"}
 
 // appendResponse encodes resp exactly as encoding/json does, without reflection, when no
 // verdict carries errors (the common all-accepted answer); it reports false otherwise and the
@@ -201,22 +214,27 @@ func plainASCII(s string) bool {
 	return true
 }
 
-func (r *Receiver) readBody(c *gin.Context) ([]byte, error) {
-	if err := api.CheckJSON(c.Request); err != nil {
-		return nil, err
+// readBody reads the body into buf (reused across requests: see getBuffer) and returns it.
+func (r *Receiver) readBody(c *gin.Context, buf []byte) ([]byte, error) {
+	if err := checkJSON(c.Request); err != nil {
+		return buf, err
 	}
 	max := r.opts.MaxBodyBytes
-	tooLarge := fault.New(fault.TooLarge, "", CodeBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes; send fewer profiles per request", max))
+	tooLarge := func() error {
+		return fault.New(fault.TooLarge, "", CodeBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes; send fewer profiles per request", max))
+	}
 	if c.Request.ContentLength > max {
 		discardRest(c)
-		return nil, tooLarge
+		return buf, tooLarge()
 	}
 	size := c.Request.ContentLength
 	if size < 0 || size > max {
 		size = 32 << 10
 	}
-	buf := make([]byte, 0, size+1)
-	lr := io.LimitReader(c.Request.Body, max+1)
+	if int64(cap(buf)) < size+1 {
+		buf = make([]byte, 0, size+1)
+	}
+	lr := io.LimitedReader{R: c.Request.Body, N: max + 1}
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -227,15 +245,15 @@ func (r *Receiver) readBody(c *gin.Context) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			return nil, fault.New(fault.Malformed, "", "unreadable_body", "the request body could not be read")
+			return buf, fault.New(fault.Malformed, "", "unreadable_body", "the request body could not be read")
 		}
 	}
 	if int64(len(buf)) > max {
 		discardRest(c)
-		return nil, tooLarge
+		return buf, tooLarge()
 	}
 	if err := checkBOM(buf); err != nil {
-		return nil, err
+		return buf, err
 	}
 	return buf, nil
 }
@@ -255,6 +273,14 @@ func envelopeBufSize(raws []json.RawMessage, maxProfile int) int {
 	return n
 }
 
+// single is what Ingest allocates for a one-profile request.
+type single struct {
+	resp Response
+	res  [1]Result
+	msg  [1]queue.Message
+	idx  [1]int
+}
+
 // Ingest validates body and queues the accepted profiles. It returns a response and no error
 // when the log acknowledged every accepted profile (or none was accepted); a response and an
 // error wrapping fault.Unavailable when the log failed after validation; and no response with a
@@ -271,9 +297,19 @@ func (r *Receiver) Ingest(ctx context.Context, body []byte) (*Response, error) {
 	}
 
 	now := r.opts.Now().UTC()
-	resp := &Response{Results: make([]Result, len(raws))}
-	msgs := make([]queue.Message, 0, len(raws))
-	idx := make([]int, 0, len(raws)) // msgs[i] is results[idx[i]]
+	var resp *Response
+	var msgs []queue.Message
+	var idx []int // msgs[i] is results[idx[i]]
+	if len(raws) == 1 {
+		// The batch-1 hot path: its response, verdict and message in one allocation.
+		one := new(single)
+		resp, msgs, idx = &one.resp, one.msg[:0], one.idx[:0]
+		resp.Results = one.res[:]
+	} else {
+		resp = &Response{Results: make([]Result, len(raws))}
+		msgs = make([]queue.Message, 0, len(raws))
+		idx = make([]int, 0, len(raws))
+	}
 	// One buffer holds every envelope of the request: each profile's envelope is at most its
 	// raw bytes plus the envelope's fields (the key is bounded below: it is carried twice).
 	var envBuf []byte
@@ -315,7 +351,7 @@ func (r *Receiver) Ingest(ctx context.Context, body []byte) (*Response, error) {
 		return resp, nil
 	}
 
-	pctx, cancel := context.WithTimeoutCause(ctx, r.opts.ProduceTimeout, errors.New("kafka did not acknowledge in time"))
+	pctx, cancel := context.WithTimeoutCause(ctx, r.opts.ProduceTimeout, errProduceTimeout)
 	start := time.Now()
 	err = r.pub.Publish(pctx, msgs)
 	cancel()

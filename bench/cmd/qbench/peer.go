@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,30 @@ type peerOpts struct {
 	deliverRatio, latencyRatio, latencyMaxMS, ingestRatio float64
 	// idle
 	idle idleOpts
+	// figures selects which of the figures a round runs (-figures).
+	figures map[string]bool
+}
+
+// peerFigures are the figures of a round, in the order they run.
+var peerFigures = []string{"deliver", "latency", "ingest", "idle"}
+
+// parseFigures reads -figures: a comma list of peerFigures, or "all".
+func parseFigures(list string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for f := range strings.SplitSeq(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "all" {
+			for _, g := range peerFigures {
+				out[g] = true
+			}
+			continue
+		}
+		if !slices.Contains(peerFigures, f) {
+			return nil, fmt.Errorf("-figures: %q is not one of %s or all", f, strings.Join(peerFigures, ", "))
+		}
+		out[f] = true
+	}
+	return out, nil
 }
 
 func cmdPeer(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
@@ -70,8 +95,13 @@ func cmdPeer(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 	fs.DurationVar(&o.idle.settle, "idle-settle", 5*time.Second, "idle figure: wait this long after qgate is ready")
 	fs.DurationVar(&o.idle.window, "idle-duration", 10*time.Second, "idle figure: window (0: no idle figure)")
 	fs.Float64Var(&o.idle.target, "target-idle-cores", 0.02, "target idle CPU of qgate serve (embedded broker) in cores")
+	figures := fs.String("figures", "all", "which figures each round runs: a comma list of deliver, latency, ingest, idle (e.g. -figures ingest: a round of about a minute)")
 	if err := fs.Parse(args); err != nil {
 		return 2, nil
+	}
+	var err error
+	if o.figures, err = parseFigures(*figures); err != nil {
+		return 2, err
 	}
 	o.deliver.batch, o.deliver.target = 100, 0
 	o.latency.dests, o.latency.perMin, o.latency.batch, o.latency.grace, o.latency.target = o.deliver.dests, o.deliver.perMin, 1, 30*time.Second, o.latencyMaxMS
@@ -128,66 +158,72 @@ func cmdPeer(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 		var round []*result
 
 		// delivered/s, batch 100: the peer, then qgate on each store.
-		pd, err := o.peerDeliver(ctx, peerBin, peerDir, stderr)
-		if err != nil {
-			return 1, fmt.Errorf("peer deliver: %w", err)
-		}
-		line(pd)
-		for _, pg := range stores {
-			qd, err := runOnStack(ctx, "peer-deliver", o.c, bin, pg, r, len(stores) > 1, nil, o.deliver.run(stderr), stderr)
+		if o.figures["deliver"] {
+			pd, err := o.peerDeliver(ctx, peerBin, peerDir, stderr)
 			if err != nil {
-				return 1, fmt.Errorf("qgate deliver: %w", err)
+				return 1, fmt.Errorf("peer deliver: %w", err)
 			}
-			qd.judge = "" // judged as a ratio below
-			line(qd)
-			round = append(round, ratio(fmt.Sprintf("ratio delivered/s qgate(%s,%d destinations)/peer batch=100", storeName(pg), o.deliver.dests),
-				qd.vals["delivered_per_s"], pd.vals["delivered_per_s"], o.deliverRatio, false, 0))
+			line(pd)
+			for _, pg := range stores {
+				qd, err := runOnStack(ctx, "peer-deliver", o.c, bin, pg, r, len(stores) > 1, nil, o.deliver.run(stderr), stderr)
+				if err != nil {
+					return 1, fmt.Errorf("qgate deliver: %w", err)
+				}
+				qd.judge = "" // judged as a ratio below
+				line(qd)
+				round = append(round, ratio(fmt.Sprintf("ratio delivered/s qgate(%s,%d destinations)/peer batch=100", storeName(pg), o.deliver.dests),
+					qd.vals["delivered_per_s"], pd.vals["delivered_per_s"], o.deliverRatio, false, 0))
+			}
 		}
 
 		// e2e p99 at a fixed rate, batch 1.
-		pl, err := o.peerLatency(ctx, peerBin, peerDir, stderr)
-		if err != nil {
-			return 1, fmt.Errorf("peer latency: %w", err)
-		}
-		line(pl)
-		for _, pg := range latStores {
-			ql, err := runOnStack(ctx, "peer-latency", o.c, bin, pg, r, len(latStores) > 1, nil, o.latency.run(stderr), stderr)
+		if o.figures["latency"] {
+			pl, err := o.peerLatency(ctx, peerBin, peerDir, stderr)
 			if err != nil {
-				return 1, fmt.Errorf("qgate latency: %w", err)
+				return 1, fmt.Errorf("peer latency: %w", err)
 			}
-			ql.judge = ""
-			line(ql)
-			round = append(round,
-				ratio(fmt.Sprintf("ratio e2e_p99 qgate(%s)/peer rate=%g/s batch=1", storeName(pg), o.latency.rate),
-					ql.vals["p99_ms"], pl.vals["p99_ms"], o.latencyRatio, true, 2),
-				ratio(fmt.Sprintf("qgate(%s) e2e_p99_ms rate=%g/s batch=1", storeName(pg), o.latency.rate),
-					ql.vals["p99_ms"], 0, o.latencyMaxMS, true, 1))
+			line(pl)
+			for _, pg := range latStores {
+				ql, err := runOnStack(ctx, "peer-latency", o.c, bin, pg, r, len(latStores) > 1, nil, o.latency.run(stderr), stderr)
+				if err != nil {
+					return 1, fmt.Errorf("qgate latency: %w", err)
+				}
+				ql.judge = ""
+				line(ql)
+				round = append(round,
+					ratio(fmt.Sprintf("ratio e2e_p99 qgate(%s)/peer rate=%g/s batch=1", storeName(pg), o.latency.rate),
+						ql.vals["p99_ms"], pl.vals["p99_ms"], o.latencyRatio, true, 2),
+					ratio(fmt.Sprintf("qgate(%s) e2e_p99_ms rate=%g/s batch=1", storeName(pg), o.latency.rate),
+						ql.vals["p99_ms"], 0, o.latencyMaxMS, true, 1))
+			}
 		}
 
 		// ingest profiles/s at batch 1 and batch 100: the peer's ingest-drop, then qgate.
-		pi, err := o.peerIngest(ctx, peerBin, peerDir, stderr)
-		if err != nil {
-			return 1, fmt.Errorf("peer ingest: %w", err)
-		}
-		for _, res := range pi {
-			line(res)
-		}
-		var qi []*result
-		if _, err := runOnStack(ctx, "peer-ingest", o.c, bin, stores[0], r, false, nil, func(ctx context.Context, st *stack, _ int) (*result, error) {
-			var err error
-			qi, err = o.qgateIngest(ctx, st)
-			return newResult("ingest"), err
-		}, stderr); err != nil {
-			return 1, fmt.Errorf("qgate ingest: %w", err)
-		}
-		for i, res := range qi {
-			line(res)
-			round = append(round, ratio(fmt.Sprintf("ratio ingest profiles/s qgate/peer(ingest-drop) batch=%d", []int{1, 100}[i]),
-				res.vals["profiles_per_s"], pi[i].vals["profiles_per_s"], o.ingestRatio, false, 0))
+		if o.figures["ingest"] {
+			pi, err := o.peerIngest(ctx, peerBin, peerDir, stderr)
+			if err != nil {
+				return 1, fmt.Errorf("peer ingest: %w", err)
+			}
+			for _, res := range pi {
+				line(res)
+			}
+			var qi []*result
+			if _, err := runOnStack(ctx, "peer-ingest", o.c, bin, stores[0], r, false, nil, func(ctx context.Context, st *stack, _ int) (*result, error) {
+				var err error
+				qi, err = o.qgateIngest(ctx, st)
+				return newResult("ingest"), err
+			}, stderr); err != nil {
+				return 1, fmt.Errorf("qgate ingest: %w", err)
+			}
+			for i, res := range qi {
+				line(res)
+				round = append(round, ratio(fmt.Sprintf("ratio ingest profiles/s qgate/peer(ingest-drop) batch=%d", []int{1, 100}[i]),
+					res.vals["profiles_per_s"], pi[i].vals["profiles_per_s"], o.ingestRatio, false, 0))
+			}
 		}
 
 		// idle CPU of qgate serve with its embedded broker.
-		if o.idle.window > 0 {
+		if o.figures["idle"] && o.idle.window > 0 {
 			id, err := o.idle.measure(ctx, bin, stderr)
 			if err != nil {
 				return 1, fmt.Errorf("idle: %w", err)
@@ -443,7 +479,8 @@ func (o peerOpts) peerIngest(ctx context.Context, bin, dir string, stderr io.Wri
 	return out, nil
 }
 
-// qgateIngest is qbench ingest's batch-1 and batch-100 figures on st.
+// qgateIngest is qbench ingest's batch-1 and batch-100 figures on st. With -qgate-cpuprofile
+// FILE it profiles qgate over each window into FILE.batch1 and FILE.batch100.
 func (o peerOpts) qgateIngest(ctx context.Context, st *stack) ([]*result, error) {
 	cpu := []bench.CPUReader{{Name: "qgate", Read: st.serve.cpu}, {Name: "broker", Read: st.broker.cpu}, {Name: "qbench", Read: selfCPU}}
 	var out []*result
@@ -454,10 +491,14 @@ func (o peerOpts) qgateIngest(ctx context.Context, st *stack) ([]*result, error)
 		if err := pause(ctx, time.Second); err != nil {
 			return nil, err
 		}
+		prof := st.profileQgateTo(ctx, o.ingestWarm, o.ingestWin, fmt.Sprintf("%s.batch%d", st.cfg.cpuprofile, sc.batch))
 		res := bench.Run(ctx, bench.Scenario{Name: "qgate ingest", URL: st.base + "/v1/profiles", Key: st.ingestKey, Batch: sc.batch, Conns: sc.conns,
 			Warmup: o.ingestWarm, Duration: o.ingestWin, CPU: cpu}, sc.bodies)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if err := <-prof; err != nil {
+			return nil, err
 		}
 		out = append(out, ingestResult(res))
 	}

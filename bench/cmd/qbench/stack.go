@@ -376,12 +376,22 @@ func loadAvg() string {
 // the channel yields the outcome once the file is written. Without -qgate-cpuprofile it yields
 // nil at once.
 func (s *stack) profileQgate(ctx context.Context, d time.Duration) <-chan error {
+	return s.profileQgateTo(ctx, 0, d, s.cfg.cpuprofile)
+}
+
+// profileQgateTo is profileQgate starting after delay (a scenario's warm-up) and writing file
+// (cfg.cpuprofile when the stack has no profiler: then it yields nil at once).
+func (s *stack) profileQgateTo(ctx context.Context, delay, d time.Duration, file string) <-chan error {
 	done := make(chan error, 1)
 	if s.cfg.cpuprofile == "" {
 		done <- nil
 		return done
 	}
 	go func() {
+		if err := pause(ctx, delay); err != nil {
+			done <- err
+			return
+		}
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.debugAddr, max(1, int(d.Round(time.Second)/time.Second)))
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -398,7 +408,7 @@ func (s *stack) profileQgate(ctx context.Context, d time.Duration) <-chan error 
 			done <- fmt.Errorf("qgate profile: %s", resp.Status)
 			return
 		}
-		f, err := os.Create(s.cfg.cpuprofile)
+		f, err := os.Create(file)
 		if err != nil {
 			done <- err
 			return
