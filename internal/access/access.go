@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/qgate/qgate/internal/fault"
 )
 
@@ -118,6 +120,10 @@ type Authenticator struct {
 
 	mu    sync.RWMutex
 	cache map[string]cached
+	// lookups shares one store lookup among the requests that need the same key at once (an
+	// entry expiring under load would otherwise send every request in flight to the store).
+	lookups singleflight.Group
+	forgets atomic.Int64 // Forget calls: a lookup that began before one does not cache its answer
 
 	staleServed atomic.Int64 // lookups answered from an expired entry while the store failed
 }
@@ -127,6 +133,10 @@ type cached struct {
 	missing   bool
 	expires   time.Time
 	confirmed time.Time // when the store last returned the key
+	// refreshAt: a key in use is looked up again in the background from then on (the last
+	// fifth of its CacheTTL), so under steady traffic it never expires and no request waits
+	// for the store. Zero for entries that are not a fresh confirmation (missing, stale).
+	refreshAt time.Time
 }
 
 // staleRetry spaces the store lookups of a key served stale.
@@ -167,35 +177,61 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Key, e
 	a.mu.RLock()
 	c, hit := a.cache[id]
 	a.mu.RUnlock()
-	if !hit || now.After(c.expires) {
-		lctx, cancel := context.WithTimeout(ctx, LookupTimeout)
-		k, err := a.store.GetKey(lctx, id)
-		cancel()
-		switch {
-		case errors.Is(err, ErrNotFound):
-			c = cached{missing: true, expires: now.Add(a.ttl)}
-		case err != nil && hit && !c.missing && now.Sub(c.confirmed) < a.ttl+StaleGrace:
-			// The store does not answer: a key it confirmed lately keeps working for a while,
-			// so ingest (which needs Kafka, not the store) survives a store outage. The store
-			// is asked again at most once a second per key meanwhile.
-			a.staleServed.Add(1)
-			c.expires = a.now().Add(staleRetry) // after the lookup, which may have taken its timeout
-		case err != nil:
-			return Key{}, fmt.Errorf("look up key: %w", err)
-		default:
-			c = cached{key: k, expires: now.Add(a.ttl), confirmed: now}
+	switch {
+	case !hit || now.After(c.expires):
+		// Shared by every request waiting for this key, so not ended by the first one's context.
+		v, err, _ := a.lookups.Do(id, func() (any, error) { return a.lookup(context.WithoutCancel(ctx), id) })
+		if err != nil {
+			return Key{}, err
 		}
-		a.mu.Lock()
-		if len(a.cache) > 10000 {
-			clear(a.cache)
-		}
-		a.cache[id] = c
-		a.mu.Unlock()
+		c = v.(cached)
+	case !c.refreshAt.IsZero() && !now.Before(c.refreshAt):
+		// Refreshed ahead of expiry, once, off the request's path; the request goes on with
+		// the entry, which is still within its CacheTTL.
+		go a.lookups.Do(id, func() (any, error) { return a.lookup(context.WithoutCancel(ctx), id) })
 	}
 	if c.missing || c.key.RevokedAt != nil || subtle.ConstantTimeCompare(hash(secret), c.key.Hash) != 1 {
 		return Key{}, ErrUnauthorized
 	}
 	return c.key, nil
+}
+
+// lookup asks the store for key id, bounded by LookupTimeout, and caches the answer: the key, its
+// absence, or — when the store does not answer — the entry it confirmed lately, served stale
+// for a while (see StaleGrace).
+func (a *Authenticator) lookup(ctx context.Context, id string) (cached, error) {
+	now := a.now()
+	forgets := a.forgets.Load()
+	a.mu.RLock()
+	c, hit := a.cache[id]
+	a.mu.RUnlock()
+	lctx, cancel := context.WithTimeout(ctx, LookupTimeout)
+	k, err := a.store.GetKey(lctx, id)
+	cancel()
+	switch {
+	case errors.Is(err, ErrNotFound):
+		c = cached{missing: true, expires: now.Add(a.ttl)}
+	case err != nil && hit && !c.missing && now.Sub(c.confirmed) < a.ttl+StaleGrace:
+		// The store does not answer: a key it confirmed lately keeps working for a while,
+		// so ingest (which needs Kafka, not the store) survives a store outage. The store
+		// is asked again at most once a second per key meanwhile.
+		a.staleServed.Add(1)
+		c.expires = a.now().Add(staleRetry) // after the lookup, which may have taken its timeout
+		c.refreshAt = time.Time{}
+	case err != nil:
+		return cached{}, fmt.Errorf("look up key: %w", err)
+	default:
+		c = cached{key: k, expires: now.Add(a.ttl), confirmed: now, refreshAt: now.Add(a.ttl - a.ttl/5)}
+	}
+	a.mu.Lock()
+	if len(a.cache) > 10000 {
+		clear(a.cache)
+	}
+	if a.forgets.Load() == forgets { // else a revocation on this node came during the lookup
+		a.cache[id] = c
+	}
+	a.mu.Unlock()
+	return c, nil
 }
 
 // StaleServed counts requests authenticated from an expired cache entry because the store did
@@ -205,6 +241,7 @@ func (a *Authenticator) StaleServed() int64 { return a.staleServed.Load() }
 // Forget drops a key from the cache (after a revocation on this node).
 func (a *Authenticator) Forget(id string) {
 	a.mu.Lock()
+	a.forgets.Add(1)
 	delete(a.cache, id)
 	a.mu.Unlock()
 }

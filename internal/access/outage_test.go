@@ -13,7 +13,7 @@ import (
 type keyStore struct {
 	mu    sync.Mutex
 	keys  map[string]Key
-	mode  string // "", "error", "hang"
+	mode  string // "", "error", "hang", "slow"
 	calls int
 }
 
@@ -38,6 +38,8 @@ func (s *keyStore) GetKey(ctx context.Context, id string) (Key, error) {
 	case "hang":
 		<-ctx.Done()
 		return Key{}, ctx.Err()
+	case "slow": // answers after 100 ms (the bubble's clock)
+		time.Sleep(100 * time.Millisecond)
 	}
 	if !ok {
 		return Key{}, ErrNotFound
