@@ -122,8 +122,9 @@ type Authenticator struct {
 	cache map[string]cached
 	// lookups shares one store lookup among the requests that need the same key at once (an
 	// entry expiring under load would otherwise send every request in flight to the store).
-	lookups singleflight.Group
-	forgets atomic.Int64 // Forget calls: a lookup that began before one does not cache its answer
+	lookups    singleflight.Group
+	forgets    atomic.Int64 // Forget calls: a lookup that began before one does not cache its answer
+	refreshing sync.Map     // key IDs with a refresh-ahead lookup in flight (one goroutine per key)
 
 	staleServed atomic.Int64 // lookups answered from an expired entry while the store failed
 }
@@ -188,7 +189,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Key, e
 	case !c.refreshAt.IsZero() && !now.Before(c.refreshAt):
 		// Refreshed ahead of expiry, once, off the request's path; the request goes on with
 		// the entry, which is still within its CacheTTL.
-		go a.lookups.Do(id, func() (any, error) { return a.lookup(context.WithoutCancel(ctx), id) })
+		if _, busy := a.refreshing.LoadOrStore(id, struct{}{}); !busy {
+			go func() {
+				defer a.refreshing.Delete(id)
+				_, _, _ = a.lookups.Do(id, func() (any, error) { return a.lookup(context.WithoutCancel(ctx), id) })
+			}()
+		}
 	}
 	if c.missing || c.key.RevokedAt != nil || subtle.ConstantTimeCompare(hash(secret), c.key.Hash) != 1 {
 		return Key{}, ErrUnauthorized
@@ -215,7 +221,9 @@ func (a *Authenticator) lookup(ctx context.Context, id string) (cached, error) {
 		// The store does not answer: a key it confirmed lately keeps working for a while,
 		// so ingest (which needs Kafka, not the store) survives a store outage. The store
 		// is asked again at most once a second per key meanwhile.
-		a.staleServed.Add(1)
+		if now.After(c.expires) { // a refresh ahead of expiry that failed serves nothing stale yet
+			a.staleServed.Add(1)
+		}
 		c.expires = a.now().Add(staleRetry) // after the lookup, which may have taken its timeout
 		c.refreshAt = time.Time{}
 	case err != nil:
