@@ -142,6 +142,29 @@ func testPrune(t *testing.T, db *DB) {
 		t.Errorf("deliveries left: %v, want %v", got, want)
 	}
 
+	// Every destination's old deliveries, a notification channel's included, each destination
+	// in batches of its own; a recent one of another destination stays.
+	b = delivery.Batch{}
+	for i, dest := range []string{"dst_a", "dst_b", "dst_b", "dst_b", "nch_x", "dst_z"} {
+		for _, e := range history("u_multi", fmt.Sprintf("multi%d", i), delivery.Delivered, 2+i, 1) {
+			e.DestinationID = dest
+			b.Events = append(b.Events, e)
+		}
+	}
+	for _, e := range history("u_multi_new", "k_multi_recent", delivery.Delivered, 25, 1) {
+		e.DestinationID = "dst_b"
+		b.Events = append(b.Events, e)
+	}
+	apply(t, db, b)
+	if n, err := db.Prune(ctx, before, 2); n != 6 || err != nil {
+		t.Errorf("prune across destinations: %d %v, want 6", n, err)
+	}
+	want = append(want, "k_multi_recent")
+	slices.Sort(want)
+	if got := ids(t, db, `SELECT delivery_id FROM deliveries`); !slices.Equal(got, want) {
+		t.Errorf("deliveries left: %v, want %v", got, want)
+	}
+
 	// A cancelled context stops it.
 	apply(t, db, delivery.Batch{Events: history("u_c", "c1", delivery.Delivered, 1, 1)})
 	cctx, cancel := context.WithCancel(ctx)
