@@ -88,7 +88,7 @@ type ledger struct {
 	mu        sync.Mutex
 	updates   map[string]item      // updateId → profile
 	at        map[string]time.Time // updateId → when its 202 (or partial 503) arrived
-	ambiguous map[string]bool      // refs (item.ref) sent in a request that got no answer, or answered "may still have been written": maybe queued
+	ambiguous map[string]bool      // refs (item.ref) sent in a request that got no (readable) answer, or answered "may still have been written": maybe queued
 	refused   map[string]bool      // refs answered "not accepted, not written" (503): must never be delivered
 	results   []ingestResult
 }
@@ -132,7 +132,9 @@ func (l *ledger) send(ctx context.Context, n *node, c *http.Client, items []item
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case err != nil && status == 0:
+	case err != nil:
+		// No answer, or one whose body could not be read (the node died while writing it,
+		// after its status line): what the request did is unknown, its profiles may be queued.
 		for _, it := range items {
 			l.ambiguous[it.ref()] = true
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
@@ -298,10 +299,19 @@ func TestSendEndlessHeaders(t *testing.T) {
 			}
 		})
 		var res Result
-		start := time.Now()
-		alloc := allocated(func() { res = send(privateClient(10*time.Second), srv.url) })
-		if elapsed := time.Since(start); elapsed > 3*time.Second {
-			t.Errorf("returned after %v", elapsed)
+		// allocated counts the whole process, so another test's goroutine still running adds to
+		// it on a busy machine: the least of three attempts is what Send itself cost (buffering
+		// the headers would cost megabytes every time).
+		alloc := uint64(math.MaxUint64)
+		for range 3 {
+			start := time.Now()
+			alloc = min(alloc, allocated(func() { res = send(privateClient(10*time.Second), srv.url) }))
+			if elapsed := time.Since(start); elapsed > 3*time.Second {
+				t.Errorf("returned after %v", elapsed)
+			}
+			if alloc <= 2<<20 {
+				break
+			}
 		}
 		if res.Class != Retryable || res.Reason != ReasonConnectionError || res.Status != 0 {
 			t.Fatalf("result = %+v", res)
