@@ -98,20 +98,11 @@ func (s *DB) ParkedProfiles(ctx context.Context, destID string) (map[string]int,
 
 // ParkedDestinations lists destinations that have parked deliveries.
 func (s *DB) ParkedDestinations(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT destination_id FROM parked`)
+	out, err := s.queryStrings(ctx, `SELECT DISTINCT destination_id FROM parked`)
 	if err != nil {
 		return nil, fmt.Errorf("parked destinations: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CountParked counts a destination's parked deliveries.

@@ -94,20 +94,7 @@ func (s *DB) Prune(ctx context.Context, before time.Time, batch int) (deleted in
 
 // deliveryDestinations returns the destination IDs that have deliveries (selectDestinations).
 func (s *DB) deliveryDestinations(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, selectDestinations)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return s.queryStrings(ctx, selectDestinations)
 }
 
 // pruneBatch selects up to batch IDs with sel (parameters: before, batch, then extra) and runs

@@ -99,6 +99,24 @@ func OpenWith(ctx context.Context, url, dataDir string, o Options) (*DB, error) 
 	return s, nil
 }
 
+// queryStrings runs q, which selects one text column, and returns its values in order.
+func (s *DB) queryStrings(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // Dialect reports which database backs the store.
 func (s *DB) Dialect() Dialect { return s.dialect }
 
