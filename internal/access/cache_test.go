@@ -15,18 +15,24 @@ func (s *keyStore) lookups() int {
 	return s.calls
 }
 
+// storedKey returns a key store holding one ingest key, an authenticator over it, and the key.
+func storedKey(t *testing.T) (*keyStore, *Authenticator, string, Key) {
+	t.Helper()
+	ks := &keyStore{keys: map[string]Key{}}
+	secret, k, err := Generate("cdp", RoleIngest, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ks.CreateKey(context.Background(), k)
+	return ks, NewAuthenticator(ks, ""), secret, k
+}
+
 // When a key's entry has expired, the requests that need it at the same moment share one
 // store lookup instead of each asking the store (under load, every request in flight would
 // otherwise queue for the store's connections at once, every CacheTTL).
 func TestExpiredKeyIsLookedUpOnceForConcurrentRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ks := &keyStore{keys: map[string]Key{}}
-		a := NewAuthenticator(ks, "")
-		secret, k, err := Generate("cdp", RoleIngest, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = ks.CreateKey(context.Background(), k)
+		ks, a, secret, _ := storedKey(t)
 		ks.set("slow")
 		var wg sync.WaitGroup
 		errs := make(chan error, 50)
@@ -53,13 +59,7 @@ func TestExpiredKeyIsLookedUpOnceForConcurrentRequests(t *testing.T) {
 // revocation made on another node still takes effect within CacheTTL.
 func TestKeyInUseIsRefreshedBeforeItExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ks := &keyStore{keys: map[string]Key{}}
-		a := NewAuthenticator(ks, "")
-		secret, k, err := Generate("cdp", RoleIngest, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = ks.CreateKey(context.Background(), k)
+		ks, a, secret, k := storedKey(t)
 		ctx := context.Background()
 		if _, err := a.Authenticate(ctx, secret); err != nil {
 			t.Fatal(err)
