@@ -149,6 +149,11 @@ type Dispatcher struct {
 	stopping atomic.Pointer[time.Time]
 	gaveUp   atomic.Bool
 
+	// reads is the Run loop's memory of each partition; parkEpoch counts the batches in which
+	// partitions arrived (arrival.go).
+	reads     map[partKey]readState
+	parkEpoch atomic.Int64
+
 	mu    sync.Mutex
 	lanes map[string]*lane
 	wg    sync.WaitGroup // lanes' workers and drainers, reviveParked
@@ -160,7 +165,7 @@ type Dispatcher struct {
 func New(src Source, reg Registry, sender Sender, status StatusWriter, st Store, log *zap.Logger, m *Metrics, opts Options) *Dispatcher {
 	opts.defaults()
 	return &Dispatcher{src: src, reg: reg, sender: sender, status: status, store: st, log: log, opts: opts, metrics: m,
-		track: newTracker(), lanes: map[string]*lane{}, parks: make(chan struct{}, 64)}
+		track: newTracker(), reads: map[partKey]readState{}, lanes: map[string]*lane{}, parks: make(chan struct{}, 64)}
 }
 
 // Run dispatches until ctx is cancelled or the source closes; then it lets the lanes finish the
@@ -333,6 +338,7 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 		ids = append(ids, job.DeliveryID)
 		gen = max(gen, job.Generation)
 	}
+	arrival := d.arrivals(batch)
 	// Every destination change acknowledged before these updates were accepted applies to
 	// them, whether they are sent or parked here (a job parked behind a paused profile is not
 	// looked at again until the destination is seen resumed): no store access unless the batch
@@ -370,7 +376,7 @@ func (d *Dispatcher) dispatch(ctx, laneCtx context.Context, batch []queue.Record
 			d.track.finish(rec)
 			continue
 		}
-		it := item{rec: &recordRef{rec: rec}, job: jobs[i]}
+		it := item{rec: &recordRef{rec: rec}, job: jobs[i], arrival: arrival[i]}
 		for !d.laneFor(laneCtx, it.job.DestinationID).offer(ctx, it) {
 			// The lane was removed just now (idle): the next laneFor makes a new one.
 			if laneCtx.Err() != nil {

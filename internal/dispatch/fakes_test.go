@@ -543,6 +543,9 @@ type rig struct {
 	stop   context.CancelFunc
 	done   chan struct{}
 	prefix string // of the delivery IDs this rig makes up
+	// partition is the one offerTo publishes to (0 unless a test sets it; offsets count on
+	// across partitions, so that the ledger's offsets stay unique).
+	partition int
 
 	mu      sync.Mutex
 	seq     int64
@@ -634,7 +637,7 @@ func (r *rig) offerTo(dest, profile string, size int) string {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.src.recs <- queue.Record{Topic: "qgate.delivery-jobs", Partition: 0, Offset: seq, Key: []byte(dest), Value: b}
+	r.src.recs <- queue.Record{Topic: "qgate.delivery-jobs", Partition: r.partition, Offset: seq, Key: []byte(dest), Value: b}
 	return id
 }
 

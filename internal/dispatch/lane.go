@@ -55,7 +55,10 @@ type lane struct {
 	lastActive time.Time
 	// ready: the park state is loaded and the claim tried (the drainer does both, outside the
 	// dispatcher's lock). Until then live jobs wait in early, in order, up to the lane's bounds.
-	ready      bool
+	ready bool
+	// parkReadIn is the park epoch in which the park state was last read from the store: live
+	// jobs of partitions that arrived since park (arrival.go).
+	parkReadIn int64
 	early      []item
 	earlyBytes int
 	queued     int  // bytes of the items in the workers' queues or in flight
@@ -71,6 +74,8 @@ type item struct {
 	job    delivery.Job     //
 	parked *delivery.Parked // set when the item comes from the park
 	size   int              // bytes it pins while queued (counted in lane.queued)
+	// arrival is the park epoch in which a live job's partition last arrived (arrival.go).
+	arrival int64
 }
 
 // newLane starts a lane; it does no store I/O (it runs under the dispatcher's lock): the
@@ -141,7 +146,7 @@ func (l *lane) fits(queued, size int) bool {
 // l.mu is held.
 func (l *lane) queueLocked(it item) bool {
 	p := it.job.ProfileKey
-	if l.behindLocked(p) || !l.owned || !l.fits(l.queued, it.size) {
+	if l.behindLocked(p) || !l.owned || l.parkStaleLocked(it) || !l.fits(l.queued, it.size) {
 		return false
 	}
 	select {

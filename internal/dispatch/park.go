@@ -93,6 +93,7 @@ func (l *lane) enterOverflowLocked(total int) {
 func (l *lane) loadParked() error {
 	ctx, cancel := l.readCtx()
 	defer cancel()
+	epoch := l.d.parkEpoch.Load()
 	total, err := l.d.store.CountParked(ctx, l.destID)
 	if err != nil {
 		return err
@@ -100,6 +101,7 @@ func (l *lane) loadParked() error {
 	if total > int64(l.d.opts.MaxParkedProfiles) {
 		l.mu.Lock()
 		l.enterOverflowLocked(int(total) + l.parkedTotal)
+		l.parkReadLocked(epoch)
 		l.mu.Unlock()
 		return nil
 	}
@@ -109,6 +111,7 @@ func (l *lane) loadParked() error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.parkReadLocked(epoch)
 	for k, n := range counts {
 		if !l.overflow {
 			l.parked[k] += n

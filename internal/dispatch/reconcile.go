@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,6 +20,7 @@ func (l *lane) reconcile() {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
 	defer cancel()
+	epoch := l.d.parkEpoch.Load()
 	total, err := l.d.store.CountParked(ctx, l.destID)
 	if err != nil {
 		return
@@ -32,14 +34,17 @@ func (l *lane) reconcile() {
 	switch {
 	case overflow && total > int64(l.d.opts.MaxParkedProfiles/2):
 		l.parkedTotal = int(total) + inFlight
+		l.parkReadLocked(epoch)
 		l.mu.Unlock()
 		return
 	case !overflow && total > int64(l.d.opts.MaxParkedProfiles):
 		l.enterOverflowLocked(int(total) + inFlight)
+		l.parkReadLocked(epoch)
 		l.mu.Unlock()
 		return
 	}
 	l.late = map[string]int{}
+	inflight := maps.Clone(l.parking)
 	l.mu.Unlock()
 	counts, err := l.d.store.ParkedProfiles(ctx, l.destID)
 	l.mu.Lock()
@@ -49,39 +54,39 @@ func (l *lane) reconcile() {
 	if err != nil || (l.overflow && !overflow) { // failed, or overflow began during the read
 		return
 	}
-	if l.overflow {
-		// Leaving overflow: what the store holds, plus the park writes still in flight and
-		// those made during the read (an overcount only makes a profile wait; a later
-		// reconcile corrects it).
-		l.d.log.Info("park shrank: tracking waiting profiles one by one again", zap.String("destinationId", l.destID), zap.Int64("parked", total))
-		l.overflow, l.parked, l.parkedTotal = false, counts, 0
-		for p, n := range l.parking {
-			l.parked[p] += n
+	l.parkReadLocked(epoch)
+	// The read may miss this node's park writes in flight when it began (inflight) and those
+	// made during it (late), while it counts the parks of other nodes this lane did not know
+	// of: a profile's count is what the store held plus those writes. That is an upper bound:
+	// an overcount only sends the profile's live jobs through the park until a later reconcile
+	// corrects it, while an undercount would let a later job overtake a parked one.
+	bound := func(p string) int { return counts[p] + inflight[p] + late[p] }
+	profiles := map[string]struct{}{}
+	for _, m := range []map[string]int{counts, inflight, late} {
+		for p := range m {
+			profiles[p] = struct{}{}
 		}
-		for p, n := range late {
-			l.parked[p] += n
-		}
-		for _, n := range l.parked {
-			l.parkedTotal += n
-		}
-		return
 	}
-	defer func() {
-		// Parks made during the read may be missing from it: never count below them.
-		for p, n := range late {
-			if want := counts[p] + n; l.parked[p] < want {
-				l.parkedTotal += want - l.parked[p]
-				l.parked[p] = want
+	if l.overflow {
+		l.d.log.Info("park shrank: tracking waiting profiles one by one again", zap.String("destinationId", l.destID), zap.Int64("parked", total))
+		l.overflow, l.parked = false, map[string]int{}
+		for p := range profiles {
+			l.parked[p] = bound(p)
+		}
+	} else {
+		for p := range profiles {
+			if n := bound(p); n > l.parked[p] || (l.pending[p] == 0 && l.parking[p] == 0) {
+				l.parked[p] = n
 			}
 		}
-	}()
-	for p, n := range counts {
-		if n > l.parked[p] || (l.pending[p] == 0 && l.parking[p] == 0) {
-			l.parked[p] = n
+		for p := range l.parked {
+			if _, ok := profiles[p]; !ok && l.pending[p] == 0 && l.parking[p] == 0 {
+				delete(l.parked, p)
+			}
 		}
 	}
-	for p := range l.parked {
-		if _, ok := counts[p]; !ok && l.pending[p] == 0 && l.parking[p] == 0 {
+	for p, n := range l.parked {
+		if n <= 0 {
 			delete(l.parked, p)
 		}
 	}

@@ -39,8 +39,10 @@ func TestClusterClientLinkCut(t *testing.T) {
 	proxy := startProxy(t, c.proxyAddr, c.proxyTarget)
 	e.brokerAddr = strings.Join(c.clientBrokers, ",")
 	n, dests, wfOf := clusterNode(t, e, c, "link", "aud-link", 2)
-	if proxy.accepts() == 0 {
-		t.Fatalf("qgate made no connection through the proxy to node %d (%s → %s): it reaches that broker some other way", c.proxyNode, c.proxyAddr, c.proxyTarget)
+	// qgate dials node K when it first needs it — a fetch for a partition K leads, once the
+	// consumer groups have joined, or a produce — which may come after /readyz: wait for it.
+	if !proxy.awaitFirst(30 * time.Second) {
+		t.Fatalf("qgate made no connection through the proxy to node %d (%s → %s) within 30 s of its start: it reaches that broker some other way", c.proxyNode, c.proxyAddr, c.proxyTarget)
 	}
 	led := 0
 	for _, topic := range []string{e.profileTopic(), e.deliveryTopic()} {

@@ -27,13 +27,14 @@ type tcpProxy struct {
 	healed   chan struct{} // open while blackholed; closed (and never replaced) when forwarding
 	closed   chan struct{} // closed at cleanup
 	accepted int
+	first    chan struct{} // closed at the first connection accepted
 }
 
 // startProxy listens on addr ("127.0.0.1:0" for any port) and forwards to target. It is closed
 // at cleanup.
 func startProxy(t *testing.T, addr, target string) *tcpProxy {
 	t.Helper()
-	p := &tcpProxy{t: t, target: target, conns: map[net.Conn]struct{}{}, healed: make(chan struct{}), closed: make(chan struct{})}
+	p := &tcpProxy{t: t, target: target, conns: map[net.Conn]struct{}{}, healed: make(chan struct{}), closed: make(chan struct{}), first: make(chan struct{})}
 	close(p.healed)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -58,7 +59,9 @@ func (p *tcpProxy) serve(ln net.Listener) {
 			continue
 		}
 		p.conns[c] = struct{}{}
-		p.accepted++
+		if p.accepted++; p.accepted == 1 {
+			close(p.first)
+		}
 		p.mu.Unlock()
 		go p.forward(c)
 	}
@@ -213,6 +216,16 @@ func (p *tcpProxy) close() {
 	close(p.closed)
 	p.mu.Unlock()
 	p.cut()
+}
+
+// awaitFirst reports whether the proxy accepts a connection within d.
+func (p *tcpProxy) awaitFirst(d time.Duration) bool {
+	select {
+	case <-p.first:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // accepts is the number of client connections the proxy has accepted so far.

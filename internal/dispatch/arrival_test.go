@@ -1,0 +1,75 @@
+package dispatch
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/qgate/qgate/internal/delivery"
+)
+
+// A partition moves from node B to node A, which holds the destination's claim. B, not the
+// holder, parked a profile's job and committed it; A then reads the profile's next job, its
+// first record of the partition since (an offset gap) or ever (a partition new to A). A knows
+// of B's park only from the store, and it re-reads the store only every ClaimTTL/3 (20 s here):
+// it must not send the later job first.
+func TestArrivingPartitionWaitsBehindAnotherNodesPark(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		partition int // of B's job and A's next one; A's first job is on partition 0
+	}{{"offset gap", 0}, {"partition new to the node", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := newMemStore()
+				g := &claimGuard{st: st}
+				opts := Options{DrainInterval: drainTick, ClaimTTL: time.Minute, IdleRelease: time.Hour}
+				a := startNode(t, st, "node-a", opts, fastRate, g.script("node-a", ok200))
+				a.prefix = "dlv_a_"
+				b := startNode(t, st, "node-b", opts, fastRate, g.script("node-b", ok200))
+				b.prefix = "dlv_b_"
+				defer a.close()
+				defer b.close()
+
+				first := a.offer("p") // partition 0, offset 1: A serves the destination
+				advance(time.Second)
+				if h := st.holder(rigDest); h != "node-a" {
+					t.Fatalf("claim held by %q, want node-a", h)
+				}
+				b.partition, b.seq = tc.partition, 1
+				parked := b.offer("p") // offset 2: B parks it and commits
+				advance(time.Second)
+				if _, ok := st.parkedRow(parked); !ok {
+					t.Fatalf("%s is not parked by B", parked)
+				}
+				if n := a.snd.count(); n != 1 {
+					t.Fatalf("A sent %d before the partition arrived, want 1", n)
+				}
+				a.partition, a.seq = tc.partition, 2
+				next := a.offer("p")  // offset 3: the partition arrives at A
+				after := a.offer("p") // offset 4, in sequence: the partition is A's now
+				advance(5 * time.Second)
+
+				sent := a.snd.all()
+				sort.SliceStable(sent, func(i, j int) bool { return sent[i].at.Before(sent[j].at) })
+				var order []string
+				for _, s := range sent {
+					order = append(order, s.id)
+				}
+				if want := []string{first, parked, next, after}; fmt.Sprint(order) != fmt.Sprint(want) {
+					t.Errorf("A sent %v, want %v (B's parked job before the later ones of the profile)", order, want)
+				}
+				for _, id := range []string{first, parked, next, after} {
+					if s := st.statusOf(id); s != delivery.Delivered {
+						t.Errorf("%s: status %q, want delivered", id, s)
+					}
+				}
+				if n := b.snd.count(); n != 0 {
+					t.Errorf("B sent %d without the claim", n)
+				}
+				g.check(t)
+			})
+		})
+	}
+}
