@@ -45,7 +45,7 @@ func rulesJSON(r []alert.Rule) string {
 
 // CreateAlertSubscription inserts sub.
 func (s *DB) CreateAlertSubscription(ctx context.Context, sub alert.Subscription) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO alert_subscriptions (`+subscriptionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	_, err := s.exec(ctx, `INSERT INTO alert_subscriptions (`+subscriptionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		sub.ID, cleanText(sub.Name), sub.URL, sub.Sealed, sub.SecretEnd, rulesJSON(sub.Events), jsonList(sub.DestinationIDs), sub.Enabled, sub.Version, ms(sub.CreatedAt), ms(sub.UpdatedAt))
 	if isUniqueViolation(err) {
 		return alert.ErrNameTaken
@@ -85,7 +85,7 @@ func (s *DB) ListAlertSubscriptions(ctx context.Context) ([]alert.Subscription, 
 
 // UpdateAlertSubscription replaces sub.ID at expectVersion.
 func (s *DB) UpdateAlertSubscription(ctx context.Context, sub alert.Subscription, expectVersion int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE alert_subscriptions SET name = $1, url = $2, sealed_secret = $3, secret_last4 = $4, events = $5,
+	res, err := s.exec(ctx, `UPDATE alert_subscriptions SET name = $1, url = $2, sealed_secret = $3, secret_last4 = $4, events = $5,
     destination_ids = $6, enabled = $7, version = $8, updated_at = $9 WHERE id = $10 AND deleted_at IS NULL AND version = $11`,
 		cleanText(sub.Name), sub.URL, sub.Sealed, sub.SecretEnd, rulesJSON(sub.Events), jsonList(sub.DestinationIDs), sub.Enabled, sub.Version, ms(sub.UpdatedAt), sub.ID, expectVersion)
 	if isUniqueViolation(err) {
@@ -289,7 +289,7 @@ WHERE status IN ('pending', 'retrying') AND next_at <= $1 AND lease_until < $1 O
 	}
 	var out []alert.Alert
 	for _, id := range ids {
-		res, err := s.db.ExecContext(ctx, `UPDATE alert_events SET lease_owner = $1, lease_until = $2
+		res, err := s.exec(ctx, `UPDATE alert_events SET lease_owner = $1, lease_until = $2
 WHERE id = $3 AND status IN ('pending', 'retrying') AND lease_until < $4`, node, ms(now.Add(lease)), id, ms(now))
 		if err != nil {
 			return nil, fmt.Errorf("lease alert: %w", err)
@@ -316,7 +316,7 @@ func (s *DB) RecordAlertAttempt(ctx context.Context, a alert.Attempt) error {
 	if a.NextAt != nil {
 		next = msCeil(*a.NextAt)
 	}
-	_, err := s.db.ExecContext(ctx, `UPDATE alert_events SET status = $1, attempts = $2, next_at = $3,
+	_, err := s.exec(ctx, `UPDATE alert_events SET status = $1, attempts = $2, next_at = $3,
     first_attempt_at = COALESCE(first_attempt_at, $4), last_status_code = $5, last_error = $6, delivered_at = $7,
     lease_owner = '', lease_until = 0 WHERE id = $8`,
 		a.Status, a.N, next, ms(a.At), a.StatusCode, cleanText(a.Error), delivered, a.AlertID)

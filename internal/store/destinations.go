@@ -86,7 +86,7 @@ func (s *DB) ConfigGeneration(ctx context.Context) (int64, error) {
 // and passes the new value; it commits only when write reports a change, and rolls back
 // otherwise (nothing changed, or an error), leaving the generation where it was.
 func (s *DB) inGeneration(ctx context.Context, write func(tx *sql.Tx, gen int64) (changed bool, err error)) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func (s *DB) inGeneration(ctx context.Context, write func(tx *sql.Tx, gen int64)
 	if err := tx.QueryRowContext(ctx, `UPDATE config_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation`).Scan(&gen); err != nil {
 		return fmt.Errorf("increment config generation: %w", err)
 	}
-	changed, err := write(tx, gen)
+	changed, err := write(tx.Tx, gen)
 	if err != nil || !changed {
 		return err
 	}

@@ -14,7 +14,7 @@ func (s *DB) CreateKey(ctx context.Context, k access.Key) error {
 	if err := checkIDs("id", k.ID); err != nil {
 		return fmt.Errorf("create key: %w", err)
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
+	_, err := s.exec(ctx, `INSERT INTO api_keys (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
 		k.ID, cleanText(k.Name), cleanText(string(k.Role)), k.Hash, ms(k.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create key: %w", err)
@@ -61,7 +61,7 @@ func (s *DB) ListKeys(ctx context.Context) ([]access.Key, error) {
 
 // RevokeKey marks a key revoked; revoking an unknown or revoked key is ErrNotFound.
 func (s *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, ms(at), cleanText(id))
+	res, err := s.exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, ms(at), cleanText(id))
 	if err != nil {
 		return fmt.Errorf("revoke key: %w", err)
 	}

@@ -41,7 +41,7 @@ func jsonList(v []string) string {
 
 // CreateChannel inserts c.
 func (s *DB) CreateChannel(ctx context.Context, c notify.Channel) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO notification_channels (`+channelColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	_, err := s.exec(ctx, `INSERT INTO notification_channels (`+channelColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		c.ID, c.Name, c.Kind, c.URL, c.Sealed, c.SecretEnd, jsonList(c.Events), jsonList(c.ConnectionIDs), c.Version, ms(c.CreatedAt), ms(c.UpdatedAt))
 	if isUniqueViolation(err) {
 		return notify.ErrNameTaken
@@ -81,7 +81,7 @@ func (s *DB) ListChannels(ctx context.Context) ([]notify.Channel, error) {
 
 // UpdateChannel replaces c.ID at expectVersion.
 func (s *DB) UpdateChannel(ctx context.Context, c notify.Channel, expectVersion int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE notification_channels SET name = $1, url = $2, sealed_secret = $3, secret_last4 = $4, events = $5,
+	res, err := s.exec(ctx, `UPDATE notification_channels SET name = $1, url = $2, sealed_secret = $3, secret_last4 = $4, events = $5,
     connection_ids = $6, version = $7, updated_at = $8 WHERE id = $9 AND deleted_at IS NULL AND version = $10`,
 		c.Name, c.URL, c.Sealed, c.SecretEnd, jsonList(c.Events), jsonList(c.ConnectionIDs), c.Version, ms(c.UpdatedAt), c.ID, expectVersion)
 	if isUniqueViolation(err) {
@@ -101,7 +101,7 @@ func (s *DB) UpdateChannel(ctx context.Context, c notify.Channel, expectVersion 
 
 // DeleteChannel soft-deletes a channel.
 func (s *DB) DeleteChannel(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE notification_channels SET deleted_at = $1, updated_at = $1, version = version + 1 WHERE id = $2 AND deleted_at IS NULL`, ms(at), id)
+	res, err := s.exec(ctx, `UPDATE notification_channels SET deleted_at = $1, updated_at = $1, version = version + 1 WHERE id = $2 AND deleted_at IS NULL`, ms(at), id)
 	if err != nil {
 		return fmt.Errorf("delete channel: %w", err)
 	}
@@ -177,7 +177,7 @@ func (s *DB) CancelNotifications(ctx context.Context, connID, subject string, ty
 		args = append(args, t)
 		ph[i] = "$" + strconv.Itoa(len(args))
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = 'excluded', reason = $1, next_attempt_at = NULL, updated_at = $2
+	res, err := s.exec(ctx, `UPDATE deliveries SET status = 'excluded', reason = $1, next_attempt_at = NULL, updated_at = $2
 WHERE status IN ('pending', 'retrying') AND update_id IN (
     SELECT id FROM notifications WHERE connection_id = $3 AND subject = $4 AND type IN (`+strings.Join(ph, ", ")+`))`, args...)
 	if err != nil {

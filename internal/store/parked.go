@@ -115,7 +115,7 @@ func (s *DB) CountParked(ctx context.Context, destID string) (int64, error) {
 // Claim takes or renews node's claim on a destination until now+ttl. It succeeds when the claim
 // is free, expired, or already node's: one node at a time sends to a destination.
 func (s *DB) Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO destination_claims (destination_id, node_id, expires_at) VALUES ($1, $2, $3)
+	res, err := s.exec(ctx, `INSERT INTO destination_claims (destination_id, node_id, expires_at) VALUES ($1, $2, $3)
 ON CONFLICT (destination_id) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at
 WHERE destination_claims.node_id = excluded.node_id OR destination_claims.expires_at < $4`, destID, node, ms(now.Add(ttl)), ms(now))
 	if err != nil {
@@ -127,7 +127,7 @@ WHERE destination_claims.node_id = excluded.node_id OR destination_claims.expire
 
 // Release gives up node's claim on a destination.
 func (s *DB) Release(ctx context.Context, destID, node string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM destination_claims WHERE destination_id = $1 AND node_id = $2`, destID, node)
+	_, err := s.exec(ctx, `DELETE FROM destination_claims WHERE destination_id = $1 AND node_id = $2`, destID, node)
 	return err
 }
 

@@ -107,7 +107,7 @@ func (s *DB) pruneBatch(ctx context.Context, sel string, before int64, batch int
 	if s.dialect == Postgres {
 		sel += " FOR UPDATE SKIP LOCKED"
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -203,6 +203,6 @@ func (s *DB) Optimize(ctx context.Context) error {
 	if s.dialect != SQLite {
 		return nil
 	}
-	_, err := s.db.ExecContext(ctx, `ANALYZE`)
+	_, err := s.exec(ctx, `ANALYZE`)
 	return err
 }

@@ -21,12 +21,12 @@ func (s *DB) Apply(ctx context.Context, b delivery.Batch) error {
 	if err := checkBatch(b); err != nil {
 		return fmt.Errorf("apply status: %w", err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return fmt.Errorf("apply status: %w", err)
 	}
 	defer tx.Rollback()
-	w := s.rowWriter(tx)
+	w := s.rowWriter(tx.Tx)
 	defer w.close()
 	if err := w.insertUpdates(ctx, b.Updates); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,7 +42,10 @@ type DB struct {
 	db      *sql.DB
 	dialect Dialect
 	// stmts holds SQLite statements prepared once for the life of the store (see prepared).
-	stmts sync.Map // query → *sql.Stmt
+	stmts sync.Map      // query → *sql.Stmt
+	gate  chan struct{} // the write gate (write_gate.go); nil on PostgreSQL
+	// gateWaiting counts the writes waiting at the gate.
+	gateWaiting atomic.Int32
 }
 
 // Options adjust how OpenWith connects; the zero value is Open.
@@ -73,7 +77,7 @@ func OpenWith(ctx context.Context, url, dataDir string, o Options) (*DB, error) 
 		db.SetMaxOpenConns(16)
 		db.SetMaxIdleConns(16)
 		db.SetConnMaxIdleTime(5 * time.Minute)
-		s = &DB{db: db, dialect: Postgres}
+		s = &DB{db: db, dialect: Postgres, gate: newWriteGate(Postgres)}
 	} else {
 		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data dir: %w", err)
@@ -86,7 +90,7 @@ func OpenWith(ctx context.Context, url, dataDir string, o Options) (*DB, error) 
 		}
 		db := sql.OpenDB(wrap(c))
 		db.SetMaxOpenConns(4)
-		s = &DB{db: db, dialect: SQLite}
+		s = &DB{db: db, dialect: SQLite, gate: newWriteGate(SQLite)}
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()

@@ -246,7 +246,7 @@ func (s *DB) ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now
 FROM deliveries d JOIN updates u ON u.update_id = d.update_id
 ` + w.sql() + ` ORDER BY u.received_at, d.delivery_id LIMIT ` + w.arg(limit)
 
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return out, fmt.Errorf("replay: %w", err)
 	}
@@ -280,7 +280,7 @@ FROM deliveries d JOIN updates u ON u.update_id = d.update_id
 			continue
 		}
 		if !f.Force {
-			newer, err := newerDelivered(ctx, tx, r.job)
+			newer, err := newerDelivered(ctx, tx.Tx, r.job)
 			if err != nil {
 				return out, err
 			}

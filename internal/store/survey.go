@@ -45,7 +45,7 @@ func scanSurveyConn(row interface{ Scan(...any) error }) (survey.Connection, err
 
 // CreateSurveyConnection inserts c; survey.ErrNameTaken on a live name clash.
 func (s *DB) CreateSurveyConnection(ctx context.Context, c survey.Connection) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO survey_connections (`+surveyConnColumns+`)
+	_, err := s.exec(ctx, `INSERT INTO survey_connections (`+surveyConnColumns+`)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, NULL, NULL, NULL, NULL)`,
 		c.ID, c.Name, c.BaseURL, c.Sealed, c.TokenEnd, c.EventsKeySealed, c.BrandID, c.IncrementalEvery.D().Milliseconds(), c.FullEvery.D().Milliseconds(),
 		c.ExpiryLead.D().Milliseconds(), c.LowCompletionBelow, c.BounceRateAbove, c.Version, ms(c.CreatedAt), ms(c.UpdatedAt))
@@ -139,7 +139,7 @@ func (s *DB) lastSync(ctx context.Context, connID, outcome string) (*survey.Sync
 
 // UpdateSurveyConnection replaces the configuration of c.ID at expectVersion.
 func (s *DB) UpdateSurveyConnection(ctx context.Context, c survey.Connection, expectVersion int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE survey_connections SET name = $1, base_url = $2, sealed_token = $3, token_last4 = $4,
+	res, err := s.exec(ctx, `UPDATE survey_connections SET name = $1, base_url = $2, sealed_token = $3, token_last4 = $4,
     incremental_every = $5, full_every = $6, expiry_lead = $7, version = $8, updated_at = $9, sealed_events_key = $10,
     low_completion_below = $11, bounce_rate_above = $12
 WHERE id = $13 AND deleted_at IS NULL AND version = $14`,
@@ -183,11 +183,11 @@ func (s *DB) DeleteSurveyConnection(ctx context.Context, id string, at time.Time
 }
 
 func (s *DB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginWrite(ctx)
 	if err != nil {
 		return err
 	}
-	if err := f(tx); err != nil {
+	if err := f(tx.Tx); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -196,7 +196,7 @@ func (s *DB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 
 // RequestSurveySync marks a live connection for a full sync.
 func (s *DB) RequestSurveySync(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE survey_connections SET sync_requested_at = COALESCE(sync_requested_at, $1) WHERE id = $2 AND deleted_at IS NULL`, ms(at), id)
+	res, err := s.exec(ctx, `UPDATE survey_connections SET sync_requested_at = COALESCE(sync_requested_at, $1) WHERE id = $2 AND deleted_at IS NULL`, ms(at), id)
 	if err != nil {
 		return fmt.Errorf("request survey sync: %w", err)
 	}
@@ -208,13 +208,13 @@ func (s *DB) RequestSurveySync(ctx context.Context, id string, at time.Time) err
 
 // SetSurveyBrand records the brand of a connection.
 func (s *DB) SetSurveyBrand(ctx context.Context, id, brandID string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE survey_connections SET brand_id = $1 WHERE id = $2`, brandID, id)
+	_, err := s.exec(ctx, `UPDATE survey_connections SET brand_id = $1 WHERE id = $2`, brandID, id)
 	return err
 }
 
 // ClaimSurveyConnection takes or renews node's claim on a connection until now+ttl.
 func (s *DB) ClaimSurveyConnection(ctx context.Context, id, node string, now time.Time, ttl time.Duration) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO survey_connection_claims (connection_id, node_id, expires_at) VALUES ($1, $2, $3)
+	res, err := s.exec(ctx, `INSERT INTO survey_connection_claims (connection_id, node_id, expires_at) VALUES ($1, $2, $3)
 ON CONFLICT (connection_id) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at
 WHERE survey_connection_claims.node_id = excluded.node_id OR survey_connection_claims.expires_at < $4`, id, node, ms(now.Add(ttl)), ms(now))
 	if err != nil {
@@ -226,13 +226,13 @@ WHERE survey_connection_claims.node_id = excluded.node_id OR survey_connection_c
 
 // ReleaseSurveyConnection gives up node's claim.
 func (s *DB) ReleaseSurveyConnection(ctx context.Context, id, node string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM survey_connection_claims WHERE connection_id = $1 AND node_id = $2`, id, node)
+	_, err := s.exec(ctx, `DELETE FROM survey_connection_claims WHERE connection_id = $1 AND node_id = $2`, id, node)
 	return err
 }
 
 // StartSurveySync records a running sync.
 func (s *DB) StartSurveySync(ctx context.Context, r survey.SyncRun) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO survey_sync_runs (`+syncRunColumns+`) VALUES ($1, $2, $3, $4, $5, NULL, $6, '{}', 0, '')`,
+	_, err := s.exec(ctx, `INSERT INTO survey_sync_runs (`+syncRunColumns+`) VALUES ($1, $2, $3, $4, $5, NULL, $6, '{}', 0, '')`,
 		r.ID, r.ConnectionID, r.Mode, r.Node, ms(r.StartedAt), r.Outcome)
 	if err != nil {
 		return fmt.Errorf("start survey sync: %w", err)
@@ -525,7 +525,7 @@ func (s *DB) GetDistribution(ctx context.Context, distID string) (survey.Distrib
 // MarkSurveyResponse records a recipient's new status from a pushed event (a completed
 // response), before the next sync fetches the history. It reports whether the row exists.
 func (s *DB) MarkSurveyResponse(ctx context.Context, connID, distID, contactID, status, responseID string, at time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE survey_history SET status = $1, response_id = CASE WHEN $2 = '' THEN response_id ELSE $2 END,
+	res, err := s.exec(ctx, `UPDATE survey_history SET status = $1, response_id = CASE WHEN $2 = '' THEN response_id ELSE $2 END,
     response_completed_at = CASE WHEN $1 = 'SurveyFinished' THEN $3 ELSE response_completed_at END
 WHERE connection_id = $4 AND distribution_id = $5 AND contact_id = $6`, status, responseID, ms(at), connID, distID, contactID)
 	if err != nil {
@@ -537,7 +537,7 @@ WHERE connection_id = $4 AND distribution_id = $5 AND contact_id = $6`, status, 
 
 // SetSurveyActive records a survey (de)activated by a pushed event.
 func (s *DB) SetSurveyActive(ctx context.Context, connID, surveyID string, active bool) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE surveys SET is_active = $1 WHERE connection_id = $2 AND id = $3`, active, connID, surveyID)
+	res, err := s.exec(ctx, `UPDATE surveys SET is_active = $1 WHERE connection_id = $2 AND id = $3`, active, connID, surveyID)
 	if err != nil {
 		return false, fmt.Errorf("set survey active: %w", err)
 	}
