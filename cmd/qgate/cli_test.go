@@ -434,9 +434,54 @@ func TestCLIAgainstALiveNode(t *testing.T) {
 		return err == nil && len(dv.Deliveries) == 3
 	})
 
+	// A dead letter older than a delivered update of the same profile is skipped (order per
+	// profile) unless --force: two more updates of pat dead-lettered, the newer one replayed.
+	e.sim.Script("WF_BAD", simulator.Step{Status: 400}, simulator.Step{Status: 400})
+	var later []string
+	for range 2 {
+		resp, err := ingest.Ingest(ctx, cliProfile("pat@example.com"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		later = append(later, resp.UpdateIDs()...)
+	}
+	e.await("two more dead letters, and their updates delivered to nps", func() bool {
+		dl, err := support.DeadLetters(ctx, client.DeadLetterQuery{DestinationID: badDest.ID})
+		dv, err2 := support.SearchDeliveries(ctx, client.DeliveryQuery{Status: client.StatusDelivered, Identity: "pat@example.com"})
+		return err == nil && err2 == nil && len(dl.Deliveries) == 2 && len(dv.Deliveries) == 3+5 // bad request's 3 replayed, nps 5
+	})
+	var laterBad []string
+	for _, u := range later {
+		n.name("update")(u)
+		v, err := support.GetUpdate(ctx, u)
+		if err != nil || len(v.Deliveries) != 2 {
+			t.Fatalf("update %s: %v %+v", u, err, v)
+		}
+		for _, d := range v.Deliveries {
+			if d.DestinationID == badDest.ID {
+				n.name("dlv")(d.DeliveryID)
+				laterBad = append(laterBad, d.DeliveryID)
+			}
+		}
+	}
+	e.must(exitOK, "support", "", "dead-letters", "replay", "--id", laterBad[1], "--yes")
+	e.await("the newer update replayed and delivered", func() bool {
+		dv, err := support.SearchDeliveries(ctx, client.DeliveryQuery{DestinationID: badDest.ID, Status: client.StatusDelivered})
+		return err == nil && len(dv.Deliveries) == 4
+	})
+	golden(t, n, "dead-letters-replay-skipped", e.must(exitOK, "support", "", "dead-letters", "replay", "--id", laterBad[0], "--yes"))
+	if dl, _ := support.DeadLetters(ctx, client.DeadLetterQuery{DestinationID: badDest.ID}); len(dl.Deliveries) != 1 {
+		t.Fatalf("a skipped replay changed something: %d dead letters left, want 1", len(dl.Deliveries))
+	}
+	golden(t, n, "dead-letters-replay-forced", e.must(exitOK, "support", "", "dead-letters", "replay", "--id", laterBad[0], "--yes", "--force"))
+	e.await("the forced replay delivered", func() bool {
+		dv, err := support.SearchDeliveries(ctx, client.DeliveryQuery{DestinationID: badDest.ID, Status: client.StatusDelivered})
+		return err == nil && len(dv.Deliveries) == 5
+	})
+
 	// Figures and alerts (this node has no GET /v1/alerts yet: the circuits are shown).
 	r = e.must(exitOK, "operator", "", "stats", "nps follow-up", "--window", "1h")
-	if !strings.Contains(r.stdout, "delivered 3") {
+	if !strings.Contains(r.stdout, "delivered 5") {
 		t.Fatalf("stats: %s", r.stdout)
 	}
 	golden(t, n, "stats", r)
