@@ -51,7 +51,7 @@ type Store interface {
 	ParkedProfiles(ctx context.Context, destID string) (map[string]int, error)
 	CountParked(ctx context.Context, destID string) (int64, error)
 	ParkedDestinations(ctx context.Context) ([]string, error)
-	Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error)
+	Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration, want bool) (held bool, wantedAt time.Time, err error)
 	Release(ctx context.Context, destID, node string) error
 	DeliveryStatus(ctx context.Context, deliveryID string) (delivery.Status, error)
 	Finished(ctx context.Context, ids []string) (map[string]bool, error)

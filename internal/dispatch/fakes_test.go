@@ -51,8 +51,9 @@ type memStore struct {
 }
 
 type claimRow struct {
-	node  string
-	until time.Time
+	node   string
+	until  time.Time
+	wanted time.Time // when another node last asked for it
 }
 
 // storeCall describes one call of a memStore to its fault function.
@@ -275,18 +276,28 @@ func (s *memStore) ParkedDestinations(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// Claim is store.DB's: node gets (or renews) the claim when it is free, expired or its own.
-func (s *memStore) Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error) {
+// Claim is store.DB's: node gets (or renews) the claim when it is free, expired or its own, and
+// hears when another node last asked for it; a node refused that wants it records its ask.
+func (s *memStore) Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration, want bool) (bool, time.Time, error) {
 	if refused, err := s.enter(ctx, storeCall{op: opClaim, dest: destID, node: node}); err != nil || refused {
-		return false, err
+		return false, time.Time{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.claims[destID]; ok && c.node != node && !c.until.Before(now) {
-		return false, nil
+	c, ok := s.claims[destID]
+	if ok && c.node != node && !c.until.Before(now) {
+		if want {
+			c.wanted = now
+			s.claims[destID] = c
+		}
+		return false, time.Time{}, nil
 	}
-	s.claims[destID] = claimRow{node: node, until: now.Add(ttl)}
-	return true, nil
+	if !ok || c.node != node {
+		c = claimRow{node: node}
+	}
+	c.until = now.Add(ttl)
+	s.claims[destID] = c
+	return true, c.wanted, nil
 }
 
 func (s *memStore) Release(ctx context.Context, destID, node string) error {

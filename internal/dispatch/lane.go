@@ -52,6 +52,8 @@ type lane struct {
 	recentNext int
 	owned      bool      // this node holds the destination's claim
 	claimedAt  time.Time // when the claim was last taken or renewed
+	wantedAt   time.Time // when another node last asked for the claim, as its last renewal heard
+	handedOver time.Time // when this node last handed the claim over (handover.go)
 	lastActive time.Time
 	// ready: the park state is loaded and the claim tried (the drainer does both, outside the
 	// dispatcher's lock). Until then live jobs wait in early, in order, up to the lane's bounds.

@@ -12,6 +12,7 @@ type Metrics struct {
 	poison       prometheus.Counter
 	parked       prometheus.Counter
 	duplicates   prometheus.Counter
+	handovers    prometheus.Counter
 }
 
 // NewMetrics registers the dispatcher's collectors.
@@ -28,6 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		parked:       prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_deliveries_parked_total", Help: "Deliveries parked in the store to wait outside RAM (paused, open circuit, long backoff, full lane)."}),
 	}
 	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_deliveries_deduplicated_total", Help: "Parked copies of deliveries that had already ended, closed without sending."})
-	reg.MustRegister(m.attempts, m.outcomes, m.latency, m.endToEnd, m.breakerState, m.poison, m.parked, m.duplicates)
+	m.handovers = prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_destination_claim_handovers_total", Help: "Destination claims this node handed over to the node that consumes the destination's jobs."})
+	reg.MustRegister(m.attempts, m.outcomes, m.latency, m.endToEnd, m.breakerState, m.poison, m.parked, m.duplicates, m.handovers)
 	return m
 }

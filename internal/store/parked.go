@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -113,16 +114,37 @@ func (s *DB) CountParked(ctx context.Context, destID string) (int64, error) {
 }
 
 // Claim takes or renews node's claim on a destination until now+ttl. It succeeds when the claim
-// is free, expired, or already node's: one node at a time sends to a destination.
-func (s *DB) Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration) (bool, error) {
-	res, err := s.exec(ctx, `INSERT INTO destination_claims (destination_id, node_id, expires_at) VALUES ($1, $2, $3)
-ON CONFLICT (destination_id) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at
-WHERE destination_claims.node_id = excluded.node_id OR destination_claims.expires_at < $4`, destID, node, ms(now.Add(ttl)), ms(now))
+// is free, expired, or already node's: one node at a time sends to a destination. When it holds
+// the claim it reports the last time another node asked for it (zero: nobody since node took
+// it); when it does not and want is set, it records that node asks for it now, so that a holder
+// with no jobs of its own can hand it over.
+func (s *DB) Claim(ctx context.Context, destID, node string, now time.Time, ttl time.Duration, want bool) (held bool, wantedAt time.Time, err error) {
+	release, err := s.lockWrite(ctx)
 	if err != nil {
-		return false, fmt.Errorf("claim: %w", err)
+		return false, time.Time{}, fmt.Errorf("claim: %w", err)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	defer release()
+	var wanted int64
+	err = s.db.QueryRowContext(ctx, `INSERT INTO destination_claims (destination_id, node_id, expires_at, wanted_at) VALUES ($1, $2, $3, 0)
+ON CONFLICT (destination_id) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at,
+wanted_at = CASE WHEN destination_claims.node_id = excluded.node_id THEN destination_claims.wanted_at ELSE 0 END
+WHERE destination_claims.node_id = excluded.node_id OR destination_claims.expires_at < $4
+RETURNING wanted_at`, destID, node, ms(now.Add(ttl)), ms(now)).Scan(&wanted)
+	switch {
+	case err == nil:
+		if wanted == 0 {
+			return true, time.Time{}, nil
+		}
+		return true, time.UnixMilli(wanted).UTC(), nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return false, time.Time{}, fmt.Errorf("claim: %w", err)
+	}
+	if want {
+		if _, err := s.db.ExecContext(ctx, `UPDATE destination_claims SET wanted_at = $1 WHERE destination_id = $2 AND node_id <> $3`, ms(now), destID, node); err != nil {
+			return false, time.Time{}, fmt.Errorf("claim: ask for it: %w", err)
+		}
+	}
+	return false, time.Time{}, nil
 }
 
 // Release gives up node's claim on a destination.

@@ -155,6 +155,7 @@ func suite(t *testing.T, b backend) {
 	t.Run("alert episodes", func(t *testing.T) { testAlertEpisodes(t, b.open(t)) })
 	t.Run("parked due rounds up", func(t *testing.T) { testParkedDueRoundsUp(t, b.open(t)) })
 	t.Run("finished", func(t *testing.T) { testFinished(t, b.open(t)) })
+	t.Run("destination claims", func(t *testing.T) { testClaims(t, b.open(t)) })
 	t.Run("hostile text", func(t *testing.T) { testHostileText(t, b.open(t)) })
 	t.Run("writer isolates a bad batch", func(t *testing.T) { testWriterIsolatesBadBatch(t, b) })
 	t.Run("writer store faults", func(t *testing.T) { testWriterStoreFaults(t, b) })

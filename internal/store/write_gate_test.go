@@ -33,7 +33,7 @@ func TestSQLiteWritersQueueWithoutHoldingConnections(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			queued <- struct{}{}
-			ok, err := db.Claim(ctx, fmt.Sprintf("dst_%02d", i), "node-w", time.Now(), time.Minute)
+			ok, _, err := db.Claim(ctx, fmt.Sprintf("dst_%02d", i), "node-w", time.Now(), time.Minute, false)
 			if err == nil && !ok {
 				err = fmt.Errorf("claim of dst_%02d refused", i)
 			}
