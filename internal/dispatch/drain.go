@@ -31,7 +31,7 @@ func (l *lane) drain() {
 		case <-l.wake:
 		}
 		now := l.d.opts.Now()
-		if now.Sub(lastClaim) >= l.d.opts.ClaimTTL/3 {
+		if now.Sub(lastClaim) >= l.claimEvery(now) {
 			l.reread.Store(false)
 			if l.claim() && l.d.removeLane(l) {
 				return

@@ -2,6 +2,10 @@ package dispatch
 
 import "time"
 
+// askEvery is how often a lane that consumes a destination's jobs without holding its claim tries
+// to take it: once the holder hands the claim over, nobody sends until the asker's next try.
+const askEvery = time.Second
+
 // A destination's jobs are keyed by destination, so one consumer-group member reads them all;
 // the claim decides which node sends. The first node to serve a destination keeps its claim
 // while it is busy, and draining the jobs another node parks for it keeps it busy: without a
@@ -9,7 +13,7 @@ import "time"
 // each would wait for the holder's next park read (up to ClaimTTL/3) and cost a second write.
 //
 // So the node that consumes the jobs asks for the claim each time it fails to take it (Claim's
-// want), and the holder hands it over at its next renewal once it has had no job of its own for
+// want), trying every askEvery instead of every ClaimTTL/3 while it asks, and the holder hands it over at its next renewal once it has had no job of its own for
 // ClaimTTL/3 and nothing of the destination is in flight here. It then stays away for ClaimTTL
 // unless jobs of its own arrive: the asker retries every ClaimTTL/3 and takes it, drains the park
 // and sends its jobs as they come. Should the asker be gone, the claim is free after ClaimTTL and
@@ -23,4 +27,17 @@ func (l *lane) handoverLocked(now time.Time) bool {
 	ttl := l.d.opts.ClaimTTL
 	return !l.wantedAt.IsZero() && now.Sub(l.wantedAt) < ttl && now.Sub(l.lastActive) >= ttl/3 &&
 		len(l.pending) == 0 && len(l.draining) == 0 && len(l.parking) == 0 && len(l.early) == 0
+}
+
+// claimEvery is how long the drainer waits between claim renewals or tries: ClaimTTL/3, or
+// askEvery while the lane asks for a claim another node holds.
+func (l *lane) claimEvery(now time.Time) time.Duration {
+	every := l.d.opts.ClaimTTL / 3
+	l.mu.Lock()
+	asking := !l.owned && now.Sub(l.lastActive) < l.d.opts.ClaimTTL
+	l.mu.Unlock()
+	if asking {
+		return min(every, askEvery)
+	}
+	return every
 }
