@@ -20,7 +20,7 @@ func (l *lane) claim() (removable bool) {
 	closed := l.breaker.State() == gobreaker.StateClosed
 	l.mu.Lock()
 	idle, owned := l.idleLocked(now), l.owned
-	live := now.Sub(l.lastActive) < ttl // jobs of its own arrived lately: this node wants the destination
+	live := !l.lastLive.IsZero() && now.Sub(l.lastLive) < ttl // jobs of its own arrived lately: this node wants the destination
 	handover := owned && !idle && closed && l.handoverLocked(now)
 	if handover {
 		l.owned = false // nothing is queued from now on: the next holder sends

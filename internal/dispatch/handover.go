@@ -12,7 +12,8 @@ const askEvery = time.Second
 // handover, a node that joined later would park every job of the partitions it was given, and
 // each would wait for the holder's next park read (up to ClaimTTL/3) and cost a second write.
 //
-// So the node that consumes the jobs asks for the claim each time it fails to take it (Claim's
+// So the node that consumes the jobs (a lane that was offered jobs in the last ClaimTTL; a lane
+// started only for the park does not ask) asks for the claim each time it fails to take it (Claim's
 // want), trying every askEvery instead of every ClaimTTL/3 while it asks, and the holder hands it over at its next renewal once it has had no job of its own for
 // ClaimTTL/3 and nothing of the destination is in flight here. It then stays away for ClaimTTL
 // unless jobs of its own arrive: the asker retries every ClaimTTL/3 and takes it, drains the park
@@ -25,7 +26,7 @@ const askEvery = time.Second
 // of this node's goes out beside the next holder's; l.mu is held.
 func (l *lane) handoverLocked(now time.Time) bool {
 	ttl := l.d.opts.ClaimTTL
-	return !l.wantedAt.IsZero() && now.Sub(l.wantedAt) < ttl && now.Sub(l.lastActive) >= ttl/3 &&
+	return !l.wantedAt.IsZero() && now.Sub(l.wantedAt) < ttl && now.Sub(l.lastLive) >= ttl/3 &&
 		len(l.pending) == 0 && len(l.draining) == 0 && len(l.parking) == 0 && len(l.early) == 0
 }
 
@@ -34,7 +35,7 @@ func (l *lane) handoverLocked(now time.Time) bool {
 func (l *lane) claimEvery(now time.Time) time.Duration {
 	every := l.d.opts.ClaimTTL / 3
 	l.mu.Lock()
-	asking := !l.owned && now.Sub(l.lastActive) < l.d.opts.ClaimTTL
+	asking := !l.owned && !l.lastLive.IsZero() && now.Sub(l.lastLive) < l.d.opts.ClaimTTL
 	l.mu.Unlock()
 	if asking {
 		return min(every, askEvery)

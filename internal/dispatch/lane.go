@@ -54,6 +54,7 @@ type lane struct {
 	claimedAt  time.Time // when the claim was last taken or renewed
 	wantedAt   time.Time // when another node last asked for the claim, as its last renewal heard
 	handedOver time.Time // when this node last handed the claim over (handover.go)
+	lastLive   time.Time // when the consumer last offered a job (zero: never); lastActive also counts the lane's start
 	lastActive time.Time
 	// ready: the park state is loaded and the claim tried (the drainer does both, outside the
 	// dispatcher's lock). Until then live jobs wait in early, in order, up to the lane's bounds.
@@ -120,6 +121,7 @@ func (l *lane) offer(ctx context.Context, it item) bool {
 		return false
 	}
 	l.lastActive = l.d.opts.Now()
+	l.lastLive = l.lastActive
 	if !l.ready {
 		if len(l.early) < len(l.queues)*l.d.opts.QueueSize && l.fits(l.earlyBytes, it.size) {
 			l.early = append(l.early, it)
