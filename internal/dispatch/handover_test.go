@@ -144,3 +144,44 @@ func TestHandedOverClaimReturnsWhenTheAskerNeverTakesIt(t *testing.T) {
 		g.check(t)
 	})
 }
+
+// A lane that only serves the park (started for parked deliveries, with no job offered to it)
+// does not ask for the claim: the holder, quiet as it is, keeps it.
+func TestALaneForTheParkAloneDoesNotAskForTheClaim(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemStore()
+		g := &claimGuard{st: st}
+		opts := Options{DrainInterval: drainTick, ClaimTTL: 3 * time.Second, IdleRelease: time.Hour}
+		a := startNode(t, st, "node-a", opts, fastRate, g.script("node-a", ok200))
+		defer a.close()
+		a.offer("p")
+		advance(time.Second)
+		// A delivery parked until much later makes B start a lane for the destination.
+		job, err := delivery.EncodeJob(delivery.Job{DeliveryID: "dlv_later", UpdateID: "upd_later", DestinationID: rigDest, ProfileKey: "q", ReceivedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Write(t.Context(), delivery.Batch{Park: []delivery.Parked{{DeliveryID: "dlv_later", DestinationID: rigDest, ProfileKey: "q", Seq: 99, DueAt: time.Now().Add(time.Hour), Job: job}}}); err != nil {
+			t.Fatal(err)
+		}
+		b := startNode(t, st, "node-b", opts, fastRate, g.script("node-b", ok200))
+		defer b.close()
+		advance(20 * time.Second)
+		if _, ok := b.d.laneOf(rigDest); !ok {
+			t.Fatal("B started no lane for the parked delivery: the test tests nothing")
+		}
+		if n := st.callsOf(opClaim + ":node-b"); n == 0 {
+			t.Fatal("B's lane never tried the claim: the test tests nothing")
+		}
+		if h := st.holder(rigDest); h != "node-a" {
+			t.Errorf("the claim is held by %q, want node-a: B's lane has no job of its own", h)
+		}
+		st.mu.Lock()
+		asked := st.claims[rigDest].wanted
+		st.mu.Unlock()
+		if !asked.IsZero() {
+			t.Errorf("B asked for the claim at %v with no job of its own", asked)
+		}
+		g.check(t)
+	})
+}
