@@ -135,8 +135,16 @@ func (r *Router) handle(ctx context.Context, recs []queue.Record) bool {
 	b, msgs := r.route(recs, gen)
 	var wg sync.WaitGroup
 	var wrote, queued bool
-	wg.Go(func() { wrote = r.retry(ctx, func(ctx context.Context) error { return r.status.Write(ctx, b) }) })
-	wg.Go(func() { queued = r.retry(ctx, func(ctx context.Context) error { return r.jobs.Publish(ctx, msgs) }) })
+	wg.Go(func() {
+		start := time.Now()
+		wrote = r.retry(ctx, func(ctx context.Context) error { return r.status.Write(ctx, b) })
+		r.metrics.steps.WithLabelValues("status").Observe(time.Since(start).Seconds())
+	})
+	wg.Go(func() {
+		start := time.Now()
+		queued = r.retry(ctx, func(ctx context.Context) error { return r.jobs.Publish(ctx, msgs) })
+		r.metrics.steps.WithLabelValues("publish").Observe(time.Since(start).Seconds())
+	})
 	wg.Wait()
 	if !wrote || !queued {
 		return false
@@ -352,6 +360,9 @@ type Metrics struct {
 	retries  prometheus.Counter
 
 	syncFailures prometheus.Counter
+	// steps times a batch's status write and its publish, each with its retries: the router
+	// takes its next batch once both are done.
+	steps *prometheus.HistogramVec
 }
 
 // NewMetrics registers the router's collectors.
@@ -364,7 +375,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		retries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_router_step_retries_total", Help: "Retries of a failed store write, publish, commit or destination configuration read."}),
 		syncFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "qgate_router_config_sync_failures_total",
 			Help: "Failed reads of the destination configuration before a batch (the batch waits and is retried)."}),
+		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "qgate_router_step_seconds",
+			Help:    "How long a batch's status write (step=status) and its publish of delivery jobs (step=publish) took, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"step"}),
 	}
-	reg.MustRegister(m.updates, m.jobs, m.excluded, m.poison, m.retries, m.syncFailures)
+	reg.MustRegister(m.updates, m.jobs, m.excluded, m.poison, m.retries, m.syncFailures, m.steps)
 	return m
 }
