@@ -12,13 +12,14 @@ const askEvery = time.Second
 // handover, a node that joined later would park every job of the partitions it was given, and
 // each would wait for the holder's next park read (up to ClaimTTL/3) and cost a second write.
 //
-// So the node that consumes the jobs (a lane that was offered jobs in the last ClaimTTL; a lane
-// started only for the park does not ask) asks for the claim each time it fails to take it (Claim's
-// want), trying every askEvery instead of every ClaimTTL/3 while it asks, and the holder hands it over at its next renewal once it has had no job of its own for
-// ClaimTTL/3 and nothing of the destination is in flight here. It then stays away for ClaimTTL
-// unless jobs of its own arrive: the asker retries every ClaimTTL/3 and takes it, drains the park
-// and sends its jobs as they come. Should the asker be gone, the claim is free after ClaimTTL and
-// this node takes it back for the park.
+// So the node that consumes the jobs (a lane offered jobs in the last ClaimTTL; a lane started
+// only for the park does not ask) asks for the claim each time it fails to take it (Claim's
+// want), trying every askEvery instead of every ClaimTTL/3 while it asks. The holder hands the
+// claim over at its next renewal once it has had no job of its own for ClaimTTL/3 and nothing of
+// the destination is queued or in flight here, then stays away for ClaimTTL unless jobs of its
+// own arrive. The asker takes the claim at its next try, drains the park and sends its jobs as
+// they come. Should the asker be gone, the claim is free after ClaimTTL and this node takes it
+// back for the park.
 
 // handoverLocked reports whether the holder should give its claim to the node that asked for it:
 // another node asked within the claim's lifetime, no job of this node's own arrived for a third

@@ -59,8 +59,8 @@ type lane struct {
 	// ready: the park state is loaded and the claim tried (the drainer does both, outside the
 	// dispatcher's lock). Until then live jobs wait in early, in order, up to the lane's bounds.
 	ready bool
-	// parkReadIn is the park epoch in which the park state was last read from the store: live
-	// jobs of partitions that arrived since park (arrival.go).
+	// parkReadIn is the park epoch in which the park state was last read from the store; live
+	// jobs of a partition that arrived in a later epoch park until it is read again (arrival.go).
 	parkReadIn int64
 	early      []item
 	earlyBytes int
