@@ -13,9 +13,9 @@ import "github.com/qgate/qgate/internal/queue"
 // So an arrival begins a new park epoch, and every lane re-reads its park at its drainer's next
 // tick. Until a lane has read its park in the epoch a partition arrived in, that partition's
 // live jobs park (behind whatever is parked, in order) instead of going straight to the
-// workers. A profile's jobs all come from one partition, so the jobs of partitions read here
-// without a break need no re-read: every earlier job of their profiles was read here, or
-// before the partition's last arrival.
+// workers. A destination's jobs all come from one partition (they are keyed by destination),
+// so the jobs of partitions read here without a break need no re-read: every earlier job of
+// theirs was read here, or before the partition's last arrival.
 //
 // Offsets within a partition are contiguous for qgate's own (non-transactional) producer; a gap
 // of another kind costs one re-read per lane, never an order.
