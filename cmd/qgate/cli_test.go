@@ -366,14 +366,18 @@ func TestCLIAgainstALiveNode(t *testing.T) {
 	// Three updates of one person: delivered to nps, dead-lettered at "bad request".
 	e.sim.Script("WF_BAD", simulator.Step{Status: 400, Body: `{"meta":{"httpStatus":"400 - Bad Request"}}`}, simulator.Step{Status: 400}, simulator.Step{Status: 400})
 	ingest, _ := client.New(e.base, e.keys["ingest"])
-	var updates []string
-	for range 3 {
-		resp, err := ingest.Ingest(ctx, cliProfile("pat@example.com"))
-		if err != nil {
-			t.Fatal(err)
+	ingestPat := func(times int) []string { // times updates of pat, one request each; their IDs
+		var ids []string
+		for range times {
+			resp, err := ingest.Ingest(ctx, cliProfile("pat@example.com"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, resp.UpdateIDs()...)
 		}
-		updates = append(updates, resp.UpdateIDs()...)
+		return ids
 	}
+	updates := ingestPat(3)
 	support, _ := client.New(e.base, e.keys["support"])
 	e.await("three dead letters and three deliveries", func() bool {
 		dl, err := support.DeadLetters(ctx, client.DeadLetterQuery{DestinationID: badDest.ID})
@@ -437,14 +441,7 @@ func TestCLIAgainstALiveNode(t *testing.T) {
 	// A dead letter older than a delivered update of the same profile is skipped (order per
 	// profile) unless --force: two more updates of pat dead-lettered, the newer one replayed.
 	e.sim.Script("WF_BAD", simulator.Step{Status: 400}, simulator.Step{Status: 400})
-	var later []string
-	for range 2 {
-		resp, err := ingest.Ingest(ctx, cliProfile("pat@example.com"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		later = append(later, resp.UpdateIDs()...)
-	}
+	later := ingestPat(2)
 	e.await("two more dead letters, and their updates delivered to nps", func() bool {
 		dl, err := support.DeadLetters(ctx, client.DeadLetterQuery{DestinationID: badDest.ID})
 		dv, err2 := support.SearchDeliveries(ctx, client.DeliveryQuery{Status: client.StatusDelivered, Identity: "pat@example.com"})

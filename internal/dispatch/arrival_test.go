@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"fmt"
-	"sort"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -22,13 +21,7 @@ func TestArrivingPartitionWaitsBehindAnotherNodesPark(t *testing.T) {
 	}{{"offset gap", 0}, {"partition new to the node", 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				st := newMemStore()
-				g := &claimGuard{st: st}
-				opts := Options{DrainInterval: drainTick, ClaimTTL: time.Minute, IdleRelease: time.Hour}
-				a := startNode(t, st, "node-a", opts, fastRate, g.script("node-a", ok200))
-				a.prefix = "dlv_a_"
-				b := startNode(t, st, "node-b", opts, fastRate, g.script("node-b", ok200))
-				b.prefix = "dlv_b_"
+				st, g, a, b := twoNodes(t, Options{DrainInterval: drainTick, ClaimTTL: time.Minute, IdleRelease: time.Hour})
 				defer a.close()
 				defer b.close()
 
@@ -51,13 +44,7 @@ func TestArrivingPartitionWaitsBehindAnotherNodesPark(t *testing.T) {
 				after := a.offer("p") // offset 4, in sequence: the partition is A's now
 				advance(5 * time.Second)
 
-				sent := a.snd.all()
-				sort.SliceStable(sent, func(i, j int) bool { return sent[i].at.Before(sent[j].at) })
-				var order []string
-				for _, s := range sent {
-					order = append(order, s.id)
-				}
-				if want := []string{first, parked, next, after}; fmt.Sprint(order) != fmt.Sprint(want) {
+				if want, order := []string{first, parked, next, after}, sentInOrder(a); fmt.Sprint(order) != fmt.Sprint(want) {
 					t.Errorf("A sent %v, want %v (B's parked job before the later ones of the profile)", order, want)
 				}
 				for _, id := range []string{first, parked, next, after} {

@@ -187,3 +187,31 @@ func TestClaimMovesBetweenNodes(t *testing.T) {
 		g.check(t)
 	})
 }
+
+// twoNodes starts node-a and node-b (delivery IDs dlv_a_…, dlv_b_…) on one store, each answered
+// 200 and checked by the returned guard to send only while it holds the claim. The caller
+// defers a.close() and b.close().
+func twoNodes(t *testing.T, opts Options) (st *memStore, g *claimGuard, a, b *rig) {
+	t.Helper()
+	st = newMemStore()
+	g = &claimGuard{st: st}
+	a = startNode(t, st, "node-a", opts, fastRate, g.script("node-a", ok200))
+	a.prefix = "dlv_a_"
+	b = startNode(t, st, "node-b", opts, fastRate, g.script("node-b", ok200))
+	b.prefix = "dlv_b_"
+	return st, g, a, b
+}
+
+// sentInOrder is the delivery IDs the rigs sent, every send in the order they went out.
+func sentInOrder(rigs ...*rig) []string {
+	var all []sendRec
+	for _, r := range rigs {
+		all = append(all, r.snd.all()...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
+	out := make([]string, len(all))
+	for i, s := range all {
+		out[i] = s.id
+	}
+	return out
+}

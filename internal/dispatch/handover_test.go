@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"fmt"
-	"sort"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,13 +16,8 @@ import (
 // holds the claim nothing it reads is parked.
 func TestClaimFollowsTheNodeThatConsumes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := newMemStore()
-		g := &claimGuard{st: st}
 		opts := Options{DrainInterval: drainTick, ClaimTTL: 3 * time.Second, IdleRelease: time.Hour}
-		a := startNode(t, st, "node-a", opts, fastRate, g.script("node-a", ok200))
-		a.prefix = "dlv_a_"
-		b := startNode(t, st, "node-b", opts, fastRate, g.script("node-b", ok200))
-		b.prefix = "dlv_b_"
+		st, g, a, b := twoNodes(t, opts)
 		defer a.close()
 		defer b.close()
 
@@ -49,13 +43,7 @@ func TestClaimFollowsTheNodeThatConsumes(t *testing.T) {
 		if h := st.holder(rigDest); h != "node-b" {
 			t.Fatalf("after 20 s of B consuming every job the claim is held by %q, want node-b", h)
 		}
-		sent := append(a.snd.all(), b.snd.all()...)
-		sort.SliceStable(sent, func(i, j int) bool { return sent[i].at.Before(sent[j].at) })
-		var order []string
-		for _, s := range sent {
-			order = append(order, s.id)
-		}
-		if fmt.Sprint(order) != fmt.Sprint(ids) {
+		if order := sentInOrder(a, b); fmt.Sprint(order) != fmt.Sprint(ids) {
 			t.Errorf("sent in the order %v, want %v", order, ids)
 		}
 		for _, id := range ids {
@@ -88,13 +76,8 @@ func TestClaimFollowsTheNodeThatConsumes(t *testing.T) {
 // takes it back and drains what the asker parked meanwhile. Nothing waits for a node that is gone.
 func TestHandedOverClaimReturnsWhenTheAskerNeverTakesIt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := newMemStore()
-		g := &claimGuard{st: st}
 		opts := Options{DrainInterval: drainTick, ClaimTTL: 3 * time.Second, IdleRelease: time.Hour}
-		a := startNode(t, st, "node-a", opts, fastRate, g.script("node-a", ok200))
-		a.prefix = "dlv_a_"
-		b := startNode(t, st, "node-b", opts, fastRate, g.script("node-b", ok200))
-		b.prefix = "dlv_b_"
+		st, g, a, b := twoNodes(t, opts)
 		defer a.close()
 		defer b.close()
 
