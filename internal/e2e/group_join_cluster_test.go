@@ -102,12 +102,32 @@ func TestClusterMemberJoinsDuringRebalance(t *testing.T) {
 					}
 				}
 			}
-			c1 := kafka.NewConsumer(c.brokers, group, topic, kafka.ConsumerOptions{})
+			// What the two members' kafka-go readers reported (group joins, partition reads,
+			// commits): printed when the case fails, so a stall names its cause.
+			var errMu sync.Mutex
+			var errs []string
+			opts := func(name string) kafka.ConsumerOptions {
+				return kafka.ConsumerOptions{OnError: func(op string, err error) {
+					errMu.Lock()
+					defer errMu.Unlock()
+					if len(errs) < 200 {
+						errs = append(errs, fmt.Sprintf("%s %s %s: %v", time.Now().Format("15:04:05.000"), name, op, err))
+					}
+				}}
+			}
+			defer func() {
+				if t.Failed() {
+					errMu.Lock()
+					defer errMu.Unlock()
+					t.Logf("the members' reader errors (%d):\n%s", len(errs), strings.Join(errs, "\n"))
+				}
+			}()
+			c1 := kafka.NewConsumer(c.brokers, group, topic, opts("first"))
 			wg.Add(2)
 			go consume("first", c1)
 			time.Sleep(delay) // the moment of the second join: the timeline under test
 			joined := time.Now()
-			c2 := kafka.NewConsumer(c.brokers, group, topic, kafka.ConsumerOptions{})
+			c2 := kafka.NewConsumer(c.brokers, group, topic, opts("second"))
 			go consume("second", c2)
 			defer func() { stopCommits(); c1.Close(); c2.Close(); wg.Wait() }()
 

@@ -81,6 +81,12 @@ func NewConsumer(brokers []string, group, topic string, opts ConsumerOptions) *C
 		// failed).
 		WatchPartitionChanges:  true,
 		PartitionWatchInterval: opts.PartitionWatch,
+		// kafka-go's defaults (range, then round robin), each assigning from every broker's view
+		// of the topic rather than the coordinator's alone (consumer_balancer.go).
+		GroupBalancers: []kafkago.GroupBalancer{
+			fullViewBalancer{GroupBalancer: kafkago.RangeGroupBalancer{}, brokers: brokers, onError: onError},
+			fullViewBalancer{GroupBalancer: kafkago.RoundRobinGroupBalancer{}, brokers: brokers, onError: onError},
+		},
 		// kafka-go retries a failed group join or partition read by itself and only logs it.
 		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) { onError("fetch", fmt.Errorf(format, args...)) }),
 	})
