@@ -19,8 +19,9 @@ import (
 // broker learns the topic before the watch takes its first count, a few milliseconds later:
 // the count then never changes, and the group stays stable with nobody reading (CI, Kafka
 // 3.9.2: two members joined at once on a topic created just before, 20 s without a record).
-// The wrapper asks every broker itself, merges the largest answer per topic into the
-// coordinator's, and waits up to assignWait for a topic nobody knows yet.
+// The wrapper asks every broker it was given (the consumer's bootstrap list) itself, keeps the
+// largest answer per topic where it beats the coordinator's, and waits up to assignWait for a
+// topic none of them knows yet.
 type fullViewBalancer struct {
 	kafkago.GroupBalancer // protocol name and user data unchanged: older members still agree
 	brokers               []string
