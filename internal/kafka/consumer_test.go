@@ -14,6 +14,20 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 )
 
+// embeddedBroker starts a kfake broker for one test, and a 60 s context for the test's calls;
+// both end with the test.
+func embeddedBroker(t *testing.T) (*Embedded, context.Context) {
+	t.Helper()
+	e, err := StartEmbedded(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return e, ctx
+}
+
 // TestHeldFetchIsAnsweredWhenARecordArrives is why qgate's consumers can use a long fetch wait
 // on the embedded broker (config.ConsumerFetchWait, issue #12): with MaxWait 1.5 s kfake holds
 // each fetch of an idle partition for 0.5 s, and a record produced meanwhile must end the hold
@@ -21,13 +35,7 @@ import (
 // publishing to the second's topic), as in qgate. Were holds answered only at their timeout,
 // a record produced 50–250 ms into one would wait 250–450 ms per hop.
 func TestHeldFetchIsAnsweredWhenARecordArrives(t *testing.T) {
-	e, err := StartEmbedded(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	e, ctx := embeddedBroker(t)
 	if err := EnsureTopics(ctx, e.Addrs(), TopicSpec{Name: "in", Partitions: 4, ReplicationFactor: 1}, TopicSpec{Name: "out", Partitions: 4, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}

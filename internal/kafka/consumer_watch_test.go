@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -18,13 +17,7 @@ import (
 // when they appear: here the group forms before its topic exists, and a record produced once
 // the topic is created is read within a few partition watches.
 func TestConsumerReadsATopicThatAppearsAfterItsGroupFormed(t *testing.T) {
-	e, err := StartEmbedded(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	e, ctx := embeddedBroker(t)
 	// The moment to create the topic: after the group's first generation began, its leader
 	// having assigned nothing, and its partition watch having read the topic once (the first
 	// partition read after the leader's SyncGroup).
@@ -53,7 +46,7 @@ func TestConsumerReadsATopicThatAppearsAfterItsGroupFormed(t *testing.T) {
 	})
 	e.cluster.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		m := req.(*kmsg.MetadataRequest)
-		if !synced.Load() || len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != "late" {
+		if !synced.Load() || !asksOnlyFor(m, "late") {
 			e.cluster.KeepControl()
 			return nil, nil, false
 		}
@@ -104,13 +97,7 @@ func TestConsumerReadsATopicThatAppearsAfterItsGroupFormed(t *testing.T) {
 // stays stable with nobody reading. Here kfake answers "unknown topic" to exactly the first
 // partition read after the group's first join; every partition must still be read.
 func TestGroupLeaderAssignsPartitionsItsCoordinatorMissed(t *testing.T) {
-	e, err := StartEmbedded(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	e, ctx := embeddedBroker(t)
 	const topic, partitions = "missed", 4
 	if err := EnsureTopics(ctx, e.Addrs(), TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
@@ -134,7 +121,7 @@ func TestGroupLeaderAssignsPartitionsItsCoordinatorMissed(t *testing.T) {
 	e.cluster.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		e.cluster.KeepControl()
 		m := req.(*kmsg.MetadataRequest)
-		if !joined.Load() || blinded.Load() || len(m.Topics) != 1 || m.Topics[0].Topic == nil || *m.Topics[0].Topic != topic {
+		if !joined.Load() || blinded.Load() || !asksOnlyFor(m, topic) {
 			return nil, nil, false
 		}
 		blinded.Store(true)
@@ -163,4 +150,9 @@ func TestGroupLeaderAssignsPartitionsItsCoordinatorMissed(t *testing.T) {
 	if !blinded.Load() {
 		t.Fatal("no partition read was answered with an unknown topic: the test tests nothing")
 	}
+}
+
+// asksOnlyFor tells whether a metadata request asks for topic alone: a partition read of it.
+func asksOnlyFor(m *kmsg.MetadataRequest, topic string) bool {
+	return len(m.Topics) == 1 && m.Topics[0].Topic != nil && *m.Topics[0].Topic == topic
 }
