@@ -61,10 +61,10 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	for _, r := range ph.runsOf(ph.delivered("mapping changed", other, l)) {
 		var body map[string]json.RawMessage
 		if err := json.Unmarshal(r.Body, &body); err != nil {
-			t.Fatalf("run body: %v", err)
+			fatalf(t, "run body: %v", err)
 		}
 		if string(body["givenName"]) != `"Eve"` || body["person"] != nil {
-			t.Errorf("payload of an update accepted after the mapping change shaped with the old mapping: %s", r.Body)
+			errorf(t, "payload of an update accepted after the mapping change shaped with the old mapping: %s", r.Body)
 		}
 	}
 
@@ -77,7 +77,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	for id, rs := range awaitRouted(t, other, lold, 30*time.Second) {
 		for _, r := range rs {
 			if r.DestinationID == destID {
-				t.Errorf("update %s of the old audience only, accepted after the change, was routed to the destination (%s)", id, r.Status)
+				errorf(t, "update %s of the old audience only, accepted after the change, was routed to the destination (%s)", id, r.Status)
 			}
 		}
 	}
@@ -92,7 +92,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	ph.delivered("token rotated", other, l)
 	for _, r := range e.sim.Runs(wf) {
 		if keys[r.IdempotencyKey] && r.Status == http.StatusUnauthorized {
-			t.Errorf("delivery %s of an update accepted after the rotation was sent with the old token at %s", r.IdempotencyKey, r.Time.Format("15:04:05.000"))
+			errorf(t, "delivery %s of an update accepted after the rotation was sent with the old token at %s", r.IdempotencyKey, r.Time.Format("15:04:05.000"))
 		}
 	}
 
@@ -101,7 +101,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	lp := ph.ingest(other, pool, []string{"aud-new"}, true)
 	for id, rs := range awaitRouted(t, other, lp, 30*time.Second) {
 		if len(rs) != 1 || rs[0].DestinationID != destID || rs[0].Status != delivery.Pending {
-			t.Errorf("update %s accepted after the pause: %+v, want one pending delivery", id, rs)
+			errorf(t, "update %s accepted after the pause: %+v, want one pending delivery", id, rs)
 		}
 	}
 	// The scenario itself: the pause holds for this long, while a node that missed it
@@ -110,7 +110,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	heldKeys := ph.keys(lp)
 	for _, r := range e.sim.Runs(wf) {
 		if heldKeys[r.IdempotencyKey] {
-			t.Errorf("delivery %s of an update accepted after the pause was sent while paused, at %s", r.IdempotencyKey, r.Time.Format("15:04:05.000"))
+			errorf(t, "delivery %s of an update accepted after the pause was sent while paused, at %s", r.IdempotencyKey, r.Time.Format("15:04:05.000"))
 		}
 	}
 	resumed := time.Now()
@@ -122,7 +122,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	ph.delivered("held by the pause, after the resume", other, lp)
 	for _, r := range e.sim.Runs(wf) {
 		if heldKeys[r.IdempotencyKey] && r.Time.Before(resumed) {
-			t.Errorf("delivery %s held by the pause was sent at %s, before the resume (%s)", r.IdempotencyKey, r.Time.Format("15:04:05.000"), resumed.Format("15:04:05.000"))
+			errorf(t, "delivery %s held by the pause was sent at %s, before the resume (%s)", r.IdempotencyKey, r.Time.Format("15:04:05.000"), resumed.Format("15:04:05.000"))
 		}
 	}
 
@@ -134,7 +134,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 		deletedKeys[delivery.ID(id, destID)] = true
 		for _, r := range rs {
 			if r.DestinationID == destID && (r.Status != delivery.Excluded || r.Reason != delivery.ReasonDestinationDeleted) {
-				t.Errorf("update %s accepted after the deletion: delivery %s (%s), want none or excluded destination_deleted", id, r.Status, r.Reason)
+				errorf(t, "update %s accepted after the deletion: delivery %s (%s), want none or excluded destination_deleted", id, r.Status, r.Reason)
 			}
 		}
 	}
@@ -143,7 +143,7 @@ func TestChangesApplyAtOnceOnEveryNode(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	for _, r := range e.sim.Runs(wf) {
 		if deletedKeys[r.IdempotencyKey] {
-			t.Errorf("delivery %s of an update accepted after the deletion reached the workflow", r.IdempotencyKey)
+			errorf(t, "delivery %s of an update accepted after the deletion reached the workflow", r.IdempotencyKey)
 		}
 	}
 
@@ -187,7 +187,7 @@ func (p *phases) ingest(n *node, addrs []string, auds []string, routed bool) *le
 	}
 	l := newLedger()
 	if err := l.sendAll(context.Background(), func(int) *node { return n }, p.c, items, time.Now().Add(20*time.Second)); err != nil {
-		p.t.Fatalf("ingest %s… on %s: %v", addrs[0], n.name, err)
+		fatalf(p.t, "ingest %s… on %s: %v", addrs[0], n.name, err)
 	}
 	l.mu.Lock()
 	p.all.mu.Lock()
@@ -204,7 +204,7 @@ func (p *phases) change(n *node, method, suffix string, body any) {
 	p.t.Helper()
 	status, resp := n.must(method, "/v1/destinations/"+p.dest+suffix, p.e.operatorKey, body)
 	if status != http.StatusOK && status != http.StatusNoContent {
-		p.t.Fatalf("%s %s on %s: %d %s", method, suffix, n.name, status, resp)
+		fatalf(p.t, "%s %s on %s: %d %s", method, suffix, n.name, status, resp)
 	}
 }
 
@@ -219,13 +219,13 @@ func (p *phases) delivered(what string, n *node, l *ledger) map[string][]deliver
 			if r.DestinationID == p.dest && r.Status != delivery.Delivered {
 				bad++
 				if bad <= 5 {
-					p.t.Errorf("%s: update %s ended %s (%s), want delivered", what, id, r.Status, r.Reason)
+					errorf(p.t, "%s: update %s ended %s (%s), want delivered", what, id, r.Status, r.Reason)
 				}
 			}
 		}
 	}
 	if bad > 5 {
-		p.t.Errorf("%s: %d updates not delivered in all", what, bad)
+		errorf(p.t, "%s: %d updates not delivered in all", what, bad)
 	}
 	return recs
 }
@@ -254,7 +254,7 @@ func (p *phases) runsOf(recs map[string][]delivery.Record) []simulator.Run {
 		}
 	}
 	if len(out) < len(recs) {
-		p.t.Errorf("%d successful runs for %d delivered updates", len(out), len(recs))
+		errorf(p.t, "%d successful runs for %d delivered updates", len(out), len(recs))
 	}
 	return out
 }
@@ -277,7 +277,7 @@ func (p *phases) holder(a, b *node) (sender, other *node) {
 			}
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatal("neither node holds the destination 15 s after delivering to it")
+			fatal(p.t, "neither node holds the destination 15 s after delivering to it")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -296,7 +296,7 @@ func (p *phases) bothRouting(a, b *node) {
 			items[i] = newItem(fmt.Sprintf("warm%d-%d@example.com", k, i), []string{"aud-warm"}, nil)
 		}
 		if err := l.sendAll(context.Background(), func(int) *node { return a }, p.c, items, time.Now().Add(20*time.Second)); err != nil {
-			p.t.Fatal(err)
+			fatal(p.t, err)
 		}
 		awaitRouted(p.t, a, l, 30*time.Second)
 		ra, rb := routed(p.t, a), routed(p.t, b)
@@ -304,7 +304,7 @@ func (p *phases) bothRouting(a, b *node) {
 			return
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("after 60 s, %s routed %v updates and %s %v: not both routing", a.name, ra, b.name, rb)
+			fatalf(p.t, "after 60 s, %s routed %v updates and %s %v: not both routing", a.name, ra, b.name, rb)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -318,13 +318,13 @@ func (p *phases) routedOnlyBy(by, not *node, k int) []string {
 	var out []string
 	for i := 0; len(out) < k; i++ {
 		if i == 20*k {
-			p.t.Fatalf("%d of %d candidates routed by %s only", len(out), i, by.name)
+			fatalf(p.t, "%d of %d candidates routed by %s only", len(out), i, by.name)
 		}
 		addr := fmt.Sprintf("pool-%d@example.com", i)
 		b0, n0 := routed(p.t, by), routed(p.t, not)
 		l := newLedger()
 		if err := l.sendAll(context.Background(), func(int) *node { return by }, p.c, []item{newItem(addr, []string{"aud-warm"}, nil)}, time.Now().Add(20*time.Second)); err != nil {
-			p.t.Fatal(err)
+			fatal(p.t, err)
 		}
 		awaitRouted(p.t, by, l, 30*time.Second)
 		// The update is recorded before its batch is counted: wait for the count.
@@ -338,7 +338,7 @@ func (p *phases) routedOnlyBy(by, not *node, k int) []string {
 				break
 			}
 			if time.Now().After(deadline) {
-				p.t.Fatalf("update of %s routed but counted by neither router", addr)
+				fatalf(p.t, "update of %s routed but counted by neither router", addr)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -351,18 +351,18 @@ func routed(t *testing.T, n *node) float64 {
 	t.Helper()
 	status, body := n.must("GET", "/metrics", "", nil)
 	if status != http.StatusOK {
-		t.Fatalf("GET /metrics on %s: %d", n.name, status)
+		fatalf(t, "GET /metrics on %s: %d", n.name, status)
 	}
 	for _, line := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, "qgate_router_updates_total "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				t.Fatalf("qgate_router_updates_total on %s: %v", n.name, err)
+				fatalf(t, "qgate_router_updates_total on %s: %v", n.name, err)
 			}
 			return f
 		}
 	}
-	t.Fatalf("no qgate_router_updates_total on %s", n.name)
+	fatalf(t, "no qgate_router_updates_total on %s", n.name)
 	return 0
 }
 
@@ -396,7 +396,7 @@ func awaitRouted(t *testing.T, n *node, l *ledger, within time.Duration) map[str
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d updates routed within %s (last error: %v)", len(got), len(ids), within, lastErr)
+			fatalf(t, "%d of %d updates routed within %s (last error: %v)", len(got), len(ids), within, lastErr)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

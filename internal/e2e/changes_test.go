@@ -38,7 +38,7 @@ func TestDestinationChangesReachEveryNode(t *testing.T) {
 	// Warm up: both nodes know the destination and one of them holds it.
 	l := newLedger()
 	if err := l.sendAll(context.Background(), pick, c, batch("warm", 10), time.Now().Add(20*time.Second)); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	awaitTerminal(t, n1, l, 30*time.Second)
 
@@ -47,14 +47,14 @@ func TestDestinationChangesReachEveryNode(t *testing.T) {
 	e.sim.AddWorkflow(simulator.Workflow{ID: wf, Username: "user-changes", Token: newToken})
 	status, body := n2.must("PATCH", "/v1/destinations/"+destID, e.operatorKey, map[string]any{"apiToken": newToken})
 	if status != http.StatusOK {
-		t.Fatalf("rotate: %d %s", status, body)
+		fatalf(t, "rotate: %d %s", status, body)
 	}
 	rotatedAt := time.Now()
 	before := len(e.sim.Runs(wf))
 	lr := newLedger()
 	for k := range 4 { // spread over 2 s: some before the 2 s mark, some after
 		if err := lr.sendAll(context.Background(), pick, c, batch(fmt.Sprintf("rotated%d", k), 5), time.Now().Add(20*time.Second)); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		time.Sleep(600 * time.Millisecond) // pacing of the load (timeline, not synchronisation)
 	}
@@ -62,7 +62,7 @@ func TestDestinationChangesReachEveryNode(t *testing.T) {
 	for id, rs := range recs {
 		for _, r := range rs {
 			if r.Status != delivery.Delivered {
-				t.Errorf("update %s after the rotation ended %s (%s), want delivered", id, r.Status, r.Reason)
+				errorf(t, "update %s after the rotation ended %s (%s), want delivered", id, r.Status, r.Reason)
 			}
 		}
 	}
@@ -77,17 +77,17 @@ func TestDestinationChangesReachEveryNode(t *testing.T) {
 	}
 	t.Logf("after the rotation: %d calls refused for the old token, %d of them more than 2 s after the answer", old, late)
 	if late > 0 {
-		t.Errorf("%d calls used the old token more than 2 s after the rotation answer", late)
+		errorf(t, "%d calls used the old token more than 2 s after the rotation answer", late)
 	}
 
 	// Delete through node 1 while deliveries wait (paused) for it.
 	if status, body := n2.must("POST", "/v1/destinations/"+destID+"/pause", e.operatorKey, nil); status != http.StatusOK {
-		t.Fatalf("pause: %d %s", status, body)
+		fatalf(t, "pause: %d %s", status, body)
 	}
 	time.Sleep(2 * time.Second) // the pause reaches both nodes (what this test is not about)
 	ld := newLedger()
 	if err := ld.sendAll(context.Background(), pick, c, batch("deleted", 10), time.Now().Add(20*time.Second)); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	// Wait until all ten are routed (and so waiting for the destination).
 	deadline := time.Now().Add(20 * time.Second)
@@ -108,13 +108,13 @@ func TestDestinationChangesReachEveryNode(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d updates routed within 20 s", routed, len(ids))
+			fatalf(t, "%d of %d updates routed within 20 s", routed, len(ids))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	sentBefore := len(e.sim.Runs(wf))
 	if status, body := n1.must("DELETE", "/v1/destinations/"+destID, e.operatorKey, nil); status != http.StatusNoContent {
-		t.Fatalf("delete: %d %s", status, body)
+		fatalf(t, "delete: %d %s", status, body)
 	}
 	deletedAt := time.Now()
 	recs = awaitTerminal(t, n2, ld, 30*time.Second)
@@ -124,19 +124,19 @@ func TestDestinationChangesReachEveryNode(t *testing.T) {
 			if r.Status == delivery.Excluded && r.Reason == delivery.ReasonDestinationDeleted {
 				closed++
 			} else {
-				t.Errorf("a delivery waiting for the deleted destination ended %s (%s)", r.Status, r.Reason)
+				errorf(t, "a delivery waiting for the deleted destination ended %s (%s)", r.Status, r.Reason)
 			}
 		}
 	}
 	t.Logf("%d waiting deliveries closed as destination_deleted within %s of the delete answer", closed, time.Since(deletedAt).Round(time.Millisecond))
 	if n := len(e.sim.Runs(wf)) - sentBefore; n != 0 {
-		t.Errorf("%d calls reached the deleted destination's workflow", n)
+		errorf(t, "%d calls reached the deleted destination's workflow", n)
 	}
 	// A profile ingested 2 s after the delete answer is not routed to it at all.
 	time.Sleep(time.Until(deletedAt.Add(2 * time.Second))) // the 2 s contract itself
 	lb := newLedger()
 	if err := lb.sendAll(context.Background(), pick, c, batch("later", 4), time.Now().Add(20*time.Second)); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for id := range lb.updates {
 		deadline := time.Now().Add(20 * time.Second)
@@ -144,12 +144,12 @@ func TestDestinationChangesReachEveryNode(t *testing.T) {
 			rs, err := updateDeliveries(n1, c, id)
 			if err == nil && rs != nil {
 				if len(rs) != 0 {
-					t.Errorf("update %s ingested 2 s after the delete was routed to %s", id, rs[0].DestinationID)
+					errorf(t, "update %s ingested 2 s after the delete was routed to %s", id, rs[0].DestinationID)
 				}
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("update %s never routed", id)
+				fatalf(t, "update %s never routed", id)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

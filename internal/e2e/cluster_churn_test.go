@@ -74,10 +74,10 @@ func TestClusterGroupChurn(t *testing.T) {
 	load.sendTo(rotate(a, cn))
 	left := time.Now()
 	if err := b.p.signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if code, ok := b.p.waitExit(30 * time.Second); !ok || code != 0 {
-		t.Fatalf("B after SIGTERM: exited %v, code %d (want 0 within 30 s)", ok, code)
+		fatalf(t, "B after SIGTERM: exited %v, code %d (want 0 within 30 s)", ok, code)
 	}
 	stopped := time.Now()
 	time.Sleep(20 * time.Second) // the stream over A and C
@@ -86,10 +86,10 @@ func TestClusterGroupChurn(t *testing.T) {
 	load.sendTo(func() *node { return cn })
 	killed := time.Now()
 	if err := a.p.signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if _, ok := a.p.waitExit(10 * time.Second); !ok {
-		t.Fatal("A survived SIGKILL for 10 s")
+		fatal(t, "A survived SIGKILL for 10 s")
 	}
 	time.Sleep(bound) // the stream on C alone, for as long as the bound allows an update to wait
 	load.end()
@@ -104,11 +104,11 @@ func TestClusterGroupChurn(t *testing.T) {
 		case r.err != nil && r.node == "A" && r.start.Before(killed) && r.start.Add(r.dur).After(killed):
 			inFlight++
 		case r.err != nil:
-			t.Errorf("request without a proper answer: %s", r)
+			errorf(t, "request without a proper answer: %s", r)
 		case r.status == http.StatusServiceUnavailable && r.retryAfter == "":
-			t.Errorf("503 without Retry-After: %s", r)
+			errorf(t, "503 without Retry-After: %s", r)
 		case r.status != http.StatusAccepted && r.status != http.StatusServiceUnavailable:
-			t.Errorf("answer other than 202 or 503: %s", r)
+			errorf(t, "answer other than 202 or 503: %s", r)
 		}
 	}
 
@@ -131,16 +131,16 @@ func TestClusterGroupChurn(t *testing.T) {
 		longest, n := oc.longestWait(events[i-1].at, events[i+1].at, events[i].at, next)
 		lines = append(lines, fmt.Sprintf("%s: longest wait %s (%d updates)", events[i].name, longest.Round(time.Millisecond), n))
 		if n == 0 {
-			t.Errorf("%s: no update accepted around it was delivered after it: the wait measured nothing", events[i].name)
+			errorf(t, "%s: no update accepted around it was delivered after it: the wait measured nothing", events[i].name)
 		}
 		if longest > bound {
-			t.Errorf("%s: an update waited %s from its 202 to its first successful run, more than lease %s + session %s + margin %s",
+			errorf(t, "%s: an update waited %s from its 202 to its first successful run, more than lease %s + session %s + margin %s",
 				events[i].name, longest.Round(time.Millisecond), lease, session, margin)
 		}
 	}
 	// Every update, whichever event it met, within the bound.
 	if all, _ := oc.longestWait(time.Time{}, ended, time.Time{}, time.Time{}); all > bound {
-		t.Errorf("an update waited %s from its 202 to its first successful run (bound %s)", all.Round(time.Millisecond), bound)
+		errorf(t, "an update waited %s from its 202 to its first successful run (bound %s)", all.Round(time.Millisecond), bound)
 	}
 	base, _ := oc.longestWait(time.Time{}, joining, time.Time{}, joining)
 	t.Logf("RECOVERY group churn: before the churn the longest wait was %s; %s (bound %s)", base.Round(time.Millisecond), strings.Join(lines, "; "), bound)
@@ -148,11 +148,11 @@ func TestClusterGroupChurn(t *testing.T) {
 	// Claims moved: every live claim is held by an ID not seen before C started (C's).
 	final := claims.live()
 	if len(final) == 0 {
-		t.Errorf("no live destination claim at the end (C sends, so it holds some)")
+		errorf(t, "no live destination claim at the end (C sends, so it holds some)")
 	}
 	for dest, holder := range final {
 		if slices.Contains(before, holder) {
-			t.Errorf("destination %s still claimed by %s, a node from before C joined (A or B, both gone)", dest, holder)
+			errorf(t, "destination %s still claimed by %s, a node from before C joined (A or B, both gone)", dest, holder)
 		}
 	}
 	t.Logf("claims: holders before C joined %v; changes %s; at the end %v (C's)", before, strings.Join(claims.changes(), ", "), final)
@@ -179,7 +179,7 @@ func watchClaims(t *testing.T, dbURL string) *claimWatch {
 	t.Helper()
 	db, err := sql.Open("pgx", dbURL)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	w := &claimWatch{last: map[string]claimSeen{}, db: db}
 	ctx, cancel := context.WithCancel(context.Background())

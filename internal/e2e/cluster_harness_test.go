@@ -77,7 +77,7 @@ func externalCluster(t *testing.T) *kafkaCluster {
 		cluster = c
 	})
 	if clusterErr != nil {
-		t.Fatal(clusterErr)
+		fatal(t, clusterErr)
 	}
 	return cluster
 }
@@ -195,7 +195,7 @@ func requireCluster(t *testing.T) *kafkaCluster {
 		t.Skip("needs a three-node Apache Kafka cluster: run `make test-kafka` (sets QGATE_E2E_KAFKA_BROKERS and QGATE_E2E_KAFKA_DIR)")
 	}
 	if c.nodes < 3 {
-		t.Fatalf("the cluster in %s has %d nodes, want 3", c.dir, c.nodes)
+		fatalf(t, "the cluster in %s has %d nodes, want 3", c.dir, c.nodes)
 	}
 	return c
 }
@@ -231,7 +231,7 @@ func (c *kafkaCluster) awaitGroupsEmpty(t *testing.T, within time.Duration, grou
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("consumer groups still busy after %s: %s", within, busy)
+			fatalf(t, "consumer groups still busy after %s: %s", within, busy)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -312,10 +312,10 @@ func (c *kafkaCluster) signal(t *testing.T, node int, sig syscall.Signal) {
 	t.Helper()
 	pid, err := c.pid(node)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if err := syscall.Kill(pid, sig); err != nil {
-		t.Fatalf("kill -%d node %d (pid %d): %v", sig, node, pid, err)
+		fatalf(t, "kill -%d node %d (pid %d): %v", sig, node, pid, err)
 	}
 	switch sig {
 	case syscall.SIGKILL:
@@ -325,7 +325,7 @@ func (c *kafkaCluster) signal(t *testing.T, node int, sig syscall.Signal) {
 				break // a zombie (its parent, the shell of kafka.sh, is gone): dead
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("node %d (pid %d) survived SIGKILL for 10s", node, pid)
+				fatalf(t, "node %d (pid %d) survived SIGKILL for 10s", node, pid)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -345,13 +345,13 @@ func (c *kafkaCluster) start(t *testing.T, node int) {
 	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "kafka.sh"), "start-node", strconv.Itoa(node), "--dir", c.dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/kafka.sh start-node %d: %v\n%s", node, err, out)
+		fatalf(t, "scripts/kafka.sh start-node %d: %v\n%s", node, err, out)
 	}
 }
 
@@ -362,7 +362,7 @@ func (c *kafkaCluster) stop(t *testing.T, node int) {
 	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -373,7 +373,7 @@ func (c *kafkaCluster) stop(t *testing.T, node int) {
 	})
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "kafka.sh"), "stop-node", strconv.Itoa(node), "--dir", c.dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/kafka.sh stop-node %d: %v\n%s", node, err, out)
+		fatalf(t, "scripts/kafka.sh stop-node %d: %v\n%s", node, err, out)
 	}
 }
 
@@ -416,7 +416,7 @@ func (c *kafkaCluster) awaitFullISR(t *testing.T, within time.Duration, topics .
 			return time.Now()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("in-sync replicas not full %s later: %s", within, strings.Join(short[:min(6, len(short))], ", "))
+			fatalf(t, "in-sync replicas not full %s later: %s", within, strings.Join(short[:min(6, len(short))], ", "))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -20,10 +20,10 @@ func checkClusterLedger(t *testing.T, e *env, c *kafkaCluster, n *node, wfOf map
 	t.Logf("RECOVERY delivery: all accepted updates terminal %s after the load ended", time.Since(start).Round(time.Millisecond))
 	rc := checkRuns(t, e, wfOf, l, recs)
 	if rc.delivered != len(dests)*l.accepted() {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*l.accepted(), rc.terminalBy)
+		errorf(t, "delivered %d of %d deliveries (by status %v)", rc.delivered, len(dests)*l.accepted(), rc.terminalBy)
 	}
 	if len(rc.refusedRun) > 0 {
-		t.Errorf("%d runs of profiles answered 503 \"not written\" reached the simulator, e.g. %v",
+		errorf(t, "%d runs of profiles answered 503 \"not written\" reached the simulator, e.g. %v",
 			len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
 	}
 	return rc

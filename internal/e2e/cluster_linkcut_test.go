@@ -33,7 +33,7 @@ import (
 func TestClusterClientLinkCut(t *testing.T) {
 	c := requireCluster(t)
 	if c.proxyNode == 0 {
-		t.Fatalf("the cluster in %s has no CLIENT listeners to put a proxy in front of: start it with `scripts/kafka.sh start --proxy-node 3` (make test-kafka does)", c.dir)
+		fatalf(t, "the cluster in %s has no CLIENT listeners to put a proxy in front of: start it with `scripts/kafka.sh start --proxy-node 3` (make test-kafka does)", c.dir)
 	}
 	e := newEnv(t, simulator.Config{})
 	proxy := startProxy(t, c.proxyAddr, c.proxyTarget)
@@ -42,13 +42,13 @@ func TestClusterClientLinkCut(t *testing.T) {
 	// qgate dials node K when it first needs it — a fetch for a partition K leads, once the
 	// consumer groups have joined, or a produce — which may come after /readyz: wait for it.
 	if !proxy.awaitFirst(30 * time.Second) {
-		t.Fatalf("qgate made no connection through the proxy to node %d (%s → %s) within 30 s of its start: it reaches that broker some other way", c.proxyNode, c.proxyAddr, c.proxyTarget)
+		fatalf(t, "qgate made no connection through the proxy to node %d (%s → %s) within 30 s of its start: it reaches that broker some other way", c.proxyNode, c.proxyAddr, c.proxyTarget)
 	}
 	led := 0
 	for _, topic := range []string{e.profileTopic(), e.deliveryTopic()} {
 		lead, err := c.leaders(topic)
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		for _, l := range lead {
 			if l == c.proxyNode {
@@ -57,7 +57,7 @@ func TestClusterClientLinkCut(t *testing.T) {
 		}
 	}
 	if led == 0 {
-		t.Fatalf("node %d leads no partition of the test's topics: cutting the link to it would test nothing", c.proxyNode)
+		fatalf(t, "node %d leads no partition of the test's topics: cutting the link to it would test nothing", c.proxyNode)
 	}
 
 	const produceTimeout, margin = 2 * time.Second, 3 * time.Second
@@ -79,7 +79,7 @@ func TestClusterClientLinkCut(t *testing.T) {
 	faults := []*fault{{name: "cut"}, {name: "stall"}}
 	for _, f := range faults {
 		if proxy.open() == 0 {
-			t.Fatalf("%s: qgate holds no connection through the proxy to node %d: the fault would meet nothing", f.name, c.proxyNode)
+			fatalf(t, "%s: qgate holds no connection through the proxy to node %d: the fault would meet nothing", f.name, c.proxyNode)
 		}
 		f.start = time.Now()
 		if f.name == "cut" {
@@ -118,7 +118,7 @@ func TestClusterClientLinkCut(t *testing.T) {
 				// A request started a produce timeout after the restore never met the fault:
 				// the connections the fault broke were re-dialled by the requests before it.
 				if r.start.After(f.healed.Add(produceTimeout)) {
-					t.Errorf("%s: 503 for a request that started %s after the restore: %s", f.name, r.start.Sub(f.healed).Round(time.Millisecond), r)
+					errorf(t, "%s: 503 for a request that started %s after the restore: %s", f.name, r.start.Sub(f.healed).Round(time.Millisecond), r)
 				}
 				if end := r.start.Add(r.dur); end.After(lastBad) {
 					lastBad = end
@@ -130,7 +130,7 @@ func TestClusterClientLinkCut(t *testing.T) {
 			}
 		}
 		if bad == 0 {
-			t.Errorf("%s: no 503 while qgate could not reach node %d: the fault did not take", f.name, c.proxyNode)
+			errorf(t, "%s: no 503 while qgate could not reach node %d: the fault did not take", f.name, c.proxyNode)
 		}
 		last := "no 503"
 		if !lastBad.IsZero() {
@@ -140,7 +140,7 @@ func TestClusterClientLinkCut(t *testing.T) {
 		// and the longest any update accepted during the fault waited.
 		longest, _ := oc.longestWait(f.start, f.healed, time.Time{}, time.Time{})
 		if longest > waitBound {
-			t.Errorf("%s: an update accepted during it waited %s for its first successful run, more than the fault %s + session timeout %s + margin %s",
+			errorf(t, "%s: an update accepted during it waited %s for its first successful run, more than the fault %s + session timeout %s + margin %s",
 				f.name, longest.Round(time.Millisecond), faultFor, session, deliveryMargin)
 		}
 		var caughtUp time.Time

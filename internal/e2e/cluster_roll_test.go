@@ -63,7 +63,7 @@ func TestClusterRollingRestart(t *testing.T) {
 			}
 		}
 		if accepted == 0 {
-			t.Errorf("node %d down from %s to %s: no request started then was accepted", r.node, r.exited.Format("15:04:05.000"), r.back.Format("15:04:05.000"))
+			errorf(t, "node %d down from %s to %s: no request started then was accepted", r.node, r.exited.Format("15:04:05.000"), r.back.Format("15:04:05.000"))
 		}
 		steps = append(steps, fmt.Sprintf("node %d: exited %s after SIGTERM, back in the metadata %s later, ISR full %s after that (%d accepted while it was down)",
 			r.node, r.exited.Sub(r.term).Round(time.Millisecond), r.back.Sub(r.exited).Round(time.Millisecond), r.fullISR.Sub(r.back).Round(time.Millisecond), accepted))

@@ -85,7 +85,7 @@ func clusterNodeOn(t *testing.T, e *env, c *kafkaCluster, nodeName, dbURL, name,
 				break
 			}
 			if err == nil || time.Now().After(deadline) {
-				t.Fatalf("topic %s: replication factor %d (%v), want 3", topic, rf, err)
+				fatalf(t, "topic %s: replication factor %d (%v), want 3", topic, rf, err)
 			}
 		}
 	}
@@ -98,7 +98,7 @@ func mostLeading(t *testing.T, c *kafkaCluster, topic, also string) (node int, l
 	count := map[int]int{}
 	lead, err := c.leaders(topic)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for _, l := range lead {
 		count[l] += 10
@@ -139,7 +139,7 @@ func awaitNewLeaders(t *testing.T, c *kafkaCluster, gone int, within time.Durati
 			return time.Now()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("partitions of %v still led by node %d (or leaderless) %s after the kill", topics, gone, within)
+			fatalf(t, "partitions of %v still led by node %d (or leaderless) %s after the kill", topics, gone, within)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -173,7 +173,7 @@ func TestClusterLeaderKilled(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for load.l.accepted() < 100 {
 		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 100 profiles accepted within 30s before the kill: %v", load.l.allResults())
+			fatalf(t, "fewer than 100 profiles accepted within 30s before the kill: %v", load.l.allResults())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -197,31 +197,31 @@ func TestClusterLeaderKilled(t *testing.T) {
 	for _, r := range results {
 		switch {
 		case r.err != nil:
-			t.Errorf("request without a proper answer: %s", r)
+			errorf(t, "request without a proper answer: %s", r)
 		case r.status == http.StatusServiceUnavailable:
 			unavailable++
 			if r.retryAfter == "" {
-				t.Errorf("503 without Retry-After: %s", r)
+				errorf(t, "503 without Retry-After: %s", r)
 			}
 			if r.start.Add(r.dur).Before(killed) {
-				t.Errorf("503 answered before the kill: %s", r)
+				errorf(t, "503 answered before the kill: %s", r)
 			}
 			if r.start.After(elected.Add(settle)) {
-				t.Errorf("503 for a request that started %s after the new leaders were in the metadata: %s",
+				errorf(t, "503 for a request that started %s after the new leaders were in the metadata: %s",
 					r.start.Sub(elected).Round(time.Millisecond), r)
 			}
 			lastBad = r.start.Add(r.dur)
 		case r.status != http.StatusAccepted:
-			t.Errorf("answer other than 202 or 503: %s", r)
+			errorf(t, "answer other than 202 or 503: %s", r)
 		case r.start.After(elected):
 			acceptedAfter += r.accepted
 		}
 		if r.dur > produceTimeout+margin {
-			t.Errorf("request took %s (produce timeout %s + margin %s): %s", r.dur.Round(time.Millisecond), produceTimeout, margin, r)
+			errorf(t, "request took %s (produce timeout %s + margin %s): %s", r.dur.Round(time.Millisecond), produceTimeout, margin, r)
 		}
 	}
 	if acceptedAfter == 0 {
-		t.Errorf("nothing accepted after the new leaders were elected")
+		errorf(t, "nothing accepted after the new leaders were elected")
 	}
 	recovered := "no 503 at all"
 	if !lastBad.IsZero() {
@@ -259,7 +259,7 @@ func TestClusterQuorumLost(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for load.l.accepted() < 100 {
 		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 100 profiles accepted within 30s before the kills: %v", load.l.allResults())
+			fatalf(t, "fewer than 100 profiles accepted within 30s before the kills: %v", load.l.allResults())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -293,28 +293,28 @@ func TestClusterQuorumLost(t *testing.T) {
 	for _, r := range load.l.allResults() {
 		switch {
 		case r.err != nil:
-			t.Errorf("request without a proper answer: %s", r)
+			errorf(t, "request without a proper answer: %s", r)
 		case r.status == http.StatusAccepted && r.start.After(down) && r.start.Before(restarted):
-			t.Errorf("202 with two of three brokers down (min.insync.replicas=2): %s", r)
+			errorf(t, "202 with two of three brokers down (min.insync.replicas=2): %s", r)
 		case r.status == http.StatusServiceUnavailable:
 			if r.start.After(down) && r.start.Before(restarted) {
 				during503++
 			}
 			if r.retryAfter == "" {
-				t.Errorf("503 without Retry-After: %s", r)
+				errorf(t, "503 without Retry-After: %s", r)
 			}
 		case r.status != http.StatusAccepted:
-			t.Errorf("answer other than 202 or 503: %s", r)
+			errorf(t, "answer other than 202 or 503: %s", r)
 		}
 		if r.dur > produceTimeout+margin {
-			t.Errorf("request took %s (produce timeout %s + margin %s): %s", r.dur.Round(time.Millisecond), produceTimeout, margin, r)
+			errorf(t, "request took %s (produce timeout %s + margin %s): %s", r.dur.Round(time.Millisecond), produceTimeout, margin, r)
 		}
 	}
 	if during503 == 0 {
-		t.Errorf("no 503 while two brokers were down")
+		errorf(t, "no 503 while two brokers were down")
 	}
 	if recovered < 0 {
-		t.Fatalf("no 202 within 60s after node %d came back", first)
+		fatalf(t, "no 202 within 60s after node %d came back", first)
 	}
 	t.Logf("RECOVERY quorum lost: %d 503s while two were down; first 202 answered %s after node %d was back (%s after the kills)",
 		during503, recovered.Round(time.Millisecond), first, (restarted.Sub(down) + recovered).Round(time.Millisecond))
@@ -349,7 +349,7 @@ func TestClusterBrokerPaused(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for load.l.accepted() < 100 {
 		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 100 profiles accepted within 30s before the pause: %v", load.l.allResults())
+			fatalf(t, "fewer than 100 profiles accepted within 30s before the pause: %v", load.l.allResults())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -362,10 +362,10 @@ func TestClusterBrokerPaused(t *testing.T) {
 	}
 	pid, err := c.pid(victim)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	resumed := time.Now()
 	t.Logf("paused node %d (leader of profile partitions %v) at %s for %s; new leaders in the metadata %s after the pause",
@@ -382,24 +382,24 @@ func TestClusterBrokerPaused(t *testing.T) {
 	for _, r := range load.l.allResults() {
 		switch {
 		case r.err != nil:
-			t.Errorf("request without a proper answer: %s", r)
+			errorf(t, "request without a proper answer: %s", r)
 		case r.status == http.StatusServiceUnavailable:
 			unavailable++
 			if r.retryAfter == "" {
-				t.Errorf("503 without Retry-After: %s", r)
+				errorf(t, "503 without Retry-After: %s", r)
 			}
 			if r.start.Add(r.dur).Before(paused) {
-				t.Errorf("503 answered before the pause: %s", r)
+				errorf(t, "503 answered before the pause: %s", r)
 			}
 			if r.start.After(ok.Add(settle)) {
-				t.Errorf("503 for a request that started %s after the new leaders were in the metadata: %s", r.start.Sub(ok).Round(time.Millisecond), r)
+				errorf(t, "503 for a request that started %s after the new leaders were in the metadata: %s", r.start.Sub(ok).Round(time.Millisecond), r)
 			}
 			lastBad = r.start.Add(r.dur)
 		case r.status != http.StatusAccepted:
-			t.Errorf("answer other than 202 or 503: %s", r)
+			errorf(t, "answer other than 202 or 503: %s", r)
 		}
 		if r.dur > produceTimeout+margin {
-			t.Errorf("request took %s (produce timeout %s + margin %s): %s", r.dur.Round(time.Millisecond), produceTimeout, margin, r)
+			errorf(t, "request took %s (produce timeout %s + margin %s): %s", r.dur.Round(time.Millisecond), produceTimeout, margin, r)
 		}
 	}
 	recovered := "no 503 at all"

@@ -21,20 +21,20 @@ import (
 func TestComposeFileMatchesTheTestedCluster(t *testing.T) {
 	root, err := moduleRoot()
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	m := regexp.MustCompile(`(?m)^KAFKA_VERSION\s*\?=\s*(\S+)`).FindSubmatch(mk)
 	if m == nil {
-		t.Fatal("Makefile: no KAFKA_VERSION ?= line")
+		fatal(t, "Makefile: no KAFKA_VERSION ?= line")
 	}
 	version := string(m[1])
 	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	type service struct {
 		Image           string         `yaml:"image"`
@@ -51,18 +51,18 @@ func TestComposeFileMatchesTheTestedCluster(t *testing.T) {
 	// A key next to a merge (<<: *anchor) overrides the merged one, as YAML and Compose say;
 	// go-yaml reports it as a duplicate unless told.
 	if err := yaml.UnmarshalWithOptions(raw, &f, yaml.AllowDuplicateMapKey()); err != nil {
-		t.Fatalf("docker-compose.yml does not parse: %v", err)
+		fatalf(t, "docker-compose.yml does not parse: %v", err)
 	}
 	clusterIDs := map[string]bool{}
 	var voters []string
 	for i, name := range []string{"kafka-1", "kafka-2", "kafka-3"} {
 		s, ok := f.Services[name]
 		if !ok {
-			t.Errorf("no service %s", name)
+			errorf(t, "no service %s", name)
 			continue
 		}
 		if want := "apache/kafka:" + version; s.Image != want {
-			t.Errorf("%s: image %q, want %q (the version make test-kafka tests)", name, s.Image, want)
+			errorf(t, "%s: image %q, want %q (the version make test-kafka tests)", name, s.Image, want)
 		}
 		env := func(k string) string {
 			return strings.TrimSpace(toString(s.Environment[k]))
@@ -70,50 +70,50 @@ func TestComposeFileMatchesTheTestedCluster(t *testing.T) {
 		clusterIDs[env("CLUSTER_ID")] = true
 		voters = append(voters, env("KAFKA_CONTROLLER_QUORUM_VOTERS"))
 		if env("KAFKA_NODE_ID") != string(rune('1'+i)) {
-			t.Errorf("%s: KAFKA_NODE_ID %q", name, env("KAFKA_NODE_ID"))
+			errorf(t, "%s: KAFKA_NODE_ID %q", name, env("KAFKA_NODE_ID"))
 		}
 		dir := env("KAFKA_LOG_DIRS")
 		if dir == "" || strings.HasPrefix(dir, "/tmp") || !slices.ContainsFunc(s.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+dir) }) {
-			t.Errorf("%s: KAFKA_LOG_DIRS %q is not on a volume (%v)", name, dir, s.Volumes)
+			errorf(t, "%s: KAFKA_LOG_DIRS %q is not on a volume (%v)", name, dir, s.Volumes)
 		}
 		for k, want := range map[string]string{"KAFKA_MIN_INSYNC_REPLICAS": "2", "KAFKA_DEFAULT_REPLICATION_FACTOR": "3",
 			"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "3", "KAFKA_PROCESS_ROLES": "broker,controller"} {
 			if env(k) != want {
-				t.Errorf("%s: %s=%q, want %q", name, k, env(k), want)
+				errorf(t, "%s: %s=%q, want %q", name, k, env(k), want)
 			}
 		}
 		if s.Restart == "" {
-			t.Errorf("%s: no restart policy", name)
+			errorf(t, "%s: no restart policy", name)
 		}
 	}
 	if len(clusterIDs) != 1 || clusterIDs[""] {
-		t.Errorf("want one CLUSTER_ID for all brokers, got %v", clusterIDs)
+		errorf(t, "want one CLUSTER_ID for all brokers, got %v", clusterIDs)
 	}
 	if len(voters) != 3 || len(slices.Compact(slices.Clone(voters))) != 1 || strings.Count(voters[0], "@") != 3 {
-		t.Errorf("controller.quorum.voters differ or are not three: %v", voters)
+		errorf(t, "controller.quorum.voters differ or are not three: %v", voters)
 	}
 	for _, name := range []string{"qgate-1", "qgate-2"} {
 		s, ok := f.Services[name]
 		if !ok {
-			t.Errorf("no service %s", name)
+			errorf(t, "no service %s", name)
 			continue
 		}
 		if got := toString(s.Healthcheck["test"]); !strings.Contains(got, "healthcheck") {
-			t.Errorf("%s: health check %s does not run `qgate healthcheck` (/readyz)", name, got)
+			errorf(t, "%s: health check %s does not run `qgate healthcheck` (/readyz)", name, got)
 		}
 		if s.Restart == "" {
-			t.Errorf("%s: no restart policy", name)
+			errorf(t, "%s: no restart policy", name)
 		}
 		if d, err := time.ParseDuration(s.StopGracePeriod); err != nil || d <= 27*time.Second {
-			t.Errorf("%s: stop_grace_period %q, want more than drain 2s + shutdown 25s", name, s.StopGracePeriod)
+			errorf(t, "%s: stop_grace_period %q, want more than drain 2s + shutdown 25s", name, s.StopGracePeriod)
 		}
 		if got := toString(s.Environment["QGATE_KAFKA_REPLICATION_FACTOR"]); got != "3" {
-			t.Errorf("%s: QGATE_KAFKA_REPLICATION_FACTOR %q, want 3", name, got)
+			errorf(t, "%s: QGATE_KAFKA_REPLICATION_FACTOR %q, want 3", name, got)
 		}
 	}
 	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
 	if err != nil || !slices.Contains(strings.Fields(string(ignore)), "data/") {
-		t.Errorf(".dockerignore must leave data/ (secret.key, the SQLite store) out of the build context: %v", err)
+		errorf(t, ".dockerignore must leave data/ (secret.key, the SQLite store) out of the build context: %v", err)
 	}
 }
 

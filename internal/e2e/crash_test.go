@@ -83,14 +83,14 @@ func TestKill9LosesNothingAccepted(t *testing.T) {
 	select {
 	case <-killAt:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("40%% of the profiles not accepted within 60s (accepted %d)", l.accepted())
+		fatalf(t, "40%% of the profiles not accepted within 60s (accepted %d)", l.accepted())
 	}
 	killed := time.Now()
 	if err := n.p.signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if _, ok := n.p.waitExit(10 * time.Second); !ok {
-		t.Fatal("serve survived SIGKILL for 10s")
+		fatal(t, "serve survived SIGKILL for 10s")
 	}
 	atKill := l.accepted()
 	t.Logf("SIGKILL at %s with %d of %d accepted", killed.Format("15:04:05.000"), atKill, total)
@@ -100,13 +100,13 @@ func TestKill9LosesNothingAccepted(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error("ingest:", err)
+		errorln(t, "ingest:", err)
 	}
 	if t.Failed() {
 		t.FailNow()
 	}
 	if atKill >= total {
-		t.Errorf("the kill came after every profile was accepted: the test proved nothing")
+		errorf(t, "the kill came after every profile was accepted: the test proved nothing")
 	}
 	var transportErrs, unavailable int
 	for _, r := range l.allResults() {
@@ -125,7 +125,7 @@ func TestKill9LosesNothingAccepted(t *testing.T) {
 	t.Logf("all accepted updates terminal %s after ingest ended", time.Since(start).Round(time.Millisecond))
 	rc := checkRuns(t, e, wfOf, l, recs)
 	if len(rc.refusedRun) > 0 {
-		t.Errorf("%d runs of profiles qgate answered 503 for (not accepted), e.g. %v", len(rc.refusedRun), rc.refusedRun[:min(5, len(rc.refusedRun))])
+		errorf(t, "%d runs of profiles qgate answered 503 for (not accepted), e.g. %v", len(rc.refusedRun), rc.refusedRun[:min(5, len(rc.refusedRun))])
 	}
 	dups := 0
 	for _, c := range rc.perKey {
@@ -136,6 +136,6 @@ func TestKill9LosesNothingAccepted(t *testing.T) {
 	t.Logf("simulator: %d runs (by status %v), %d keys with more than one run, %d runs of unanswered requests; deliveries by status %v",
 		rc.runs, rc.byStatus, dups, rc.unknownOK, rc.terminalBy)
 	if rc.byStatus[503] < 2 {
-		t.Errorf("the scripted 503s were not used (%v)", rc.byStatus)
+		errorf(t, "the scripted 503s were not used (%v)", rc.byStatus)
 	}
 }

@@ -30,7 +30,7 @@ func TestClusterMemberJoinsDuringRebalance(t *testing.T) {
 	topic := "e2e.member-joins." + randomHex(4)
 	ctx := context.Background()
 	if err := kafka.EnsureTopics(ctx, c.brokers, kafka.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	p := kafka.NewProducer(c.brokers, topic, kafka.ProducerOptions{})
 	defer p.Close()
@@ -136,11 +136,11 @@ func TestClusterMemberJoinsDuringRebalance(t *testing.T) {
 			time.Sleep(3 * time.Second) // timeline: the records waited for arrive after the rebalance
 			target, err := endOffsets()
 			if err != nil {
-				t.Fatalf("end offsets: %v", err)
+				fatalf(t, "end offsets: %v", err)
 			}
 			for p, end := range target {
 				if end == 0 {
-					t.Fatalf("partition %d got no records to consume (the stream is not running)", p)
+					fatalf(t, "partition %d got no records to consume (the stream is not running)", p)
 				}
 			}
 			const bound = 10*time.Second + 10*time.Second // session timeout + margin
@@ -162,7 +162,7 @@ func TestClusterMemberJoinsDuringRebalance(t *testing.T) {
 					return
 				}
 				if time.Since(joined) > bound {
-					t.Fatalf("second member joined %s after the first: %s after the join, partitions %s are still behind", delay, time.Since(joined).Round(time.Millisecond), strings.Join(behind, ", "))
+					fatalf(t, "second member joined %s after the first: %s after the join, partitions %s are still behind", delay, time.Since(joined).Round(time.Millisecond), strings.Join(behind, ", "))
 				}
 				time.Sleep(50 * time.Millisecond)
 			}

@@ -126,7 +126,7 @@ func startProc(t *testing.T, dir, name string, args, env []string) *proc {
 	procsMu.Unlock()
 	f, err := os.Create(logPath)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	cmd := exec.Command(qgateBin, args...)
 	cmd.Env = env
@@ -136,7 +136,7 @@ func startProc(t *testing.T, dir, name string, args, env []string) *proc {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		t.Fatalf("start %s: %v", name, err)
+		fatalf(t, "start %s: %v", name, err)
 	}
 	p := &proc{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
@@ -228,6 +228,7 @@ type env struct {
 func newEnv(t *testing.T, simCfg simulator.Config) *env {
 	t.Helper()
 	skipShort(t)
+	summarizeFailures(t)
 	e := &env{
 		t:         t,
 		dir:       t.TempDir(),
@@ -237,7 +238,7 @@ func newEnv(t *testing.T, simCfg simulator.Config) *env {
 	}
 	sim, srv, err := simulator.Start(simCfg)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	t.Cleanup(func() { srv.Close() })
 	e.sim, e.simURL = sim, srv.URL
@@ -256,10 +257,10 @@ func (e *env) startBroker() {
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(p.log(), "broker "+addr+"\n") {
 		if p.exited() {
-			e.t.Fatalf("qgate broker exited before listening:\n%s", p.tail(20))
+			fatalf(e.t, "qgate broker exited before listening:\n%s", p.tail(20))
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("qgate broker did not print its address within 20s:\n%s", p.tail(20))
+			fatalf(e.t, "qgate broker did not print its address within 20s:\n%s", p.tail(20))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -282,7 +283,7 @@ func (e *env) startNode(name, dbURL string, extra ...string) *node {
 	e.t.Helper()
 	dataDir := filepath.Join(e.dir, name+"-data")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		e.t.Fatal(err)
+		fatal(e.t, err)
 	}
 	addr := freeAddr(e.t)
 	vars := []string{
@@ -324,7 +325,7 @@ func (n *node) start() {
 func (n *node) restart() {
 	n.e.t.Helper()
 	if !n.p.exited() {
-		n.e.t.Fatalf("restart %s: the previous process is still running", n.name)
+		fatalf(n.e.t, "restart %s: the previous process is still running", n.name)
 	}
 	n.start()
 }
@@ -344,10 +345,10 @@ func (n *node) waitReady(within time.Duration) {
 			}
 		}
 		if n.p.exited() {
-			n.e.t.Fatalf("%s exited before ready (%v):\n%s", n.name, n.p.state, n.p.tail(30))
+			fatalf(n.e.t, "%s exited before ready (%v):\n%s", n.name, n.p.state, n.p.tail(30))
 		}
 		if time.Now().After(deadline) {
-			n.e.t.Fatalf("%s not ready within %s:\n%s", n.name, within, n.p.tail(30))
+			fatalf(n.e.t, "%s not ready within %s:\n%s", n.name, within, n.p.tail(30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -388,12 +389,12 @@ func (n *node) must(method, path, key string, body any) (int, []byte) {
 	if body != nil {
 		var err error
 		if b, err = json.Marshal(body); err != nil {
-			n.e.t.Fatal(err)
+			fatal(n.e.t, err)
 		}
 	}
 	status, out, _, err := n.do(context.Background(), n.e.http, method, path, key, b)
 	if err != nil {
-		n.e.t.Fatalf("%s %s on %s: %v", method, path, n.name, err)
+		fatalf(n.e.t, "%s %s on %s: %v", method, path, n.name, err)
 	}
 	return status, out
 }
@@ -405,7 +406,7 @@ func (n *node) createKey(role string) string {
 		Key string `json:"key"`
 	}
 	if status != http.StatusCreated || json.Unmarshal(body, &k) != nil || k.Key == "" {
-		n.e.t.Fatalf("create %s key: %d %s", role, status, body)
+		fatalf(n.e.t, "create %s key: %d %s", role, status, body)
 	}
 	return k.Key
 }
@@ -427,7 +428,7 @@ func (n *node) destination(name string, wf simulator.Workflow, spec map[string]a
 	status, resp := n.must("POST", "/v1/destinations", n.e.operatorKey, body)
 	var d struct{ ID string }
 	if status != http.StatusCreated || json.Unmarshal(resp, &d) != nil || d.ID == "" {
-		n.e.t.Fatalf("create destination %s: %d %s", name, status, resp)
+		fatalf(n.e.t, "create destination %s: %d %s", name, status, resp)
 	}
 	return d.ID, wf.ID
 }
@@ -438,7 +439,7 @@ func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
@@ -472,31 +473,31 @@ func pgSchema(t *testing.T) string {
 	}
 	u, err := url.Parse(base)
 	if err != nil {
-		t.Fatalf("QGATE_TEST_DATABASE_URL: %v", err)
+		fatalf(t, "QGATE_TEST_DATABASE_URL: %v", err)
 	}
 	db, err := sql.Open("pgx", base)
 	if err != nil {
-		t.Fatalf("open PostgreSQL: %v", err)
+		fatalf(t, "open PostgreSQL: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		if explicit {
-			t.Fatalf("QGATE_TEST_DATABASE_URL is set but PostgreSQL does not answer at %s: %v", u.Redacted(), err)
+			fatalf(t, "QGATE_TEST_DATABASE_URL is set but PostgreSQL does not answer at %s: %v", u.Redacted(), err)
 		}
 		t.Skipf("PostgreSQL unreachable at %s (%v): set QGATE_TEST_DATABASE_URL to a reachable database to run this test", u.Redacted(), err)
 	}
 	schema := "qgate_e2e_" + randomHex(6)
 	if _, err := db.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
 		db.Close()
-		t.Fatalf("create schema: %v", err)
+		fatalf(t, "create schema: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, err := db.ExecContext(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
+			errorf(t, "drop schema %s: %v", schema, err)
 		}
 		db.Close()
 	})

@@ -85,7 +85,7 @@ func (ol *orderedLoad) awaitAccepted(t *testing.T, n int, within time.Duration) 
 	deadline := time.Now().Add(within)
 	for ol.l.accepted() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d profiles accepted within %s: %v", n, within, ol.l.allResults())
+			fatalf(t, "fewer than %d profiles accepted within %s: %v", n, within, ol.l.allResults())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -107,20 +107,20 @@ func checkIngest(t *testing.T, l *ledger, bound time.Duration) (unavailable int,
 	for _, r := range l.allResults() {
 		switch {
 		case r.err != nil:
-			t.Errorf("request without a proper answer: %s", r)
+			errorf(t, "request without a proper answer: %s", r)
 		case r.status == http.StatusServiceUnavailable:
 			unavailable++
 			if r.retryAfter == "" {
-				t.Errorf("503 without Retry-After: %s", r)
+				errorf(t, "503 without Retry-After: %s", r)
 			}
 			if end := r.start.Add(r.dur); end.After(lastBad) {
 				lastBad = end
 			}
 		case r.status != http.StatusAccepted:
-			t.Errorf("answer other than 202 or 503: %s", r)
+			errorf(t, "answer other than 202 or 503: %s", r)
 		}
 		if r.dur > bound {
-			t.Errorf("request took %s (bound %s): %s", r.dur.Round(time.Millisecond), bound, r)
+			errorf(t, "request took %s (bound %s): %s", r.dur.Round(time.Millisecond), bound, r)
 		}
 	}
 	return unavailable, lastBad
@@ -184,10 +184,10 @@ func checkOrder(t *testing.T, e *env, wfOfDest map[string]string, l *ledger) ord
 		}
 	}
 	if len(bad) > 0 {
-		t.Errorf("%d updates reached their destination after a later update of the same profile, e.g. %v", len(bad), bad[:min(5, len(bad))])
+		errorf(t, "%d updates reached their destination after a later update of the same profile, e.g. %v", len(bad), bad[:min(5, len(bad))])
 	}
 	if oc.pairs == 0 {
-		t.Errorf("no (profile, destination) pair had a successful run: the order check checked nothing")
+		errorf(t, "no (profile, destination) pair had a successful run: the order check checked nothing")
 	}
 	return oc
 }

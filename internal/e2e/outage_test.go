@@ -59,17 +59,17 @@ func TestBrokerOutage(t *testing.T) {
 
 	time.Sleep(2 * time.Second) // load before the outage (the timeline of the test, not a sync)
 	if l.accepted() == 0 {
-		t.Fatalf("nothing accepted before the outage: %v", l.allResults())
+		fatalf(t, "nothing accepted before the outage: %v", l.allResults())
 	}
 	stopped := time.Now()
 	if err := e.broker.signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	t.Cleanup(func() { _ = e.broker.signal(syscall.SIGCONT) })
 	time.Sleep(stopFor)
 	resumed := time.Now()
 	if err := e.broker.signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	time.Sleep(5 * time.Second) // load after the outage
 	close(stopLoad)
@@ -83,17 +83,17 @@ func TestBrokerOutage(t *testing.T) {
 		switch {
 		case r.err != nil:
 			errs++
-			t.Errorf("request without a proper answer: %s", r)
+			errorf(t, "request without a proper answer: %s", r)
 		case r.status == http.StatusServiceUnavailable:
 			if inOutage {
 				during503++
 			}
 			if r.retryAfter == "" {
-				t.Errorf("503 without Retry-After: %s", r)
+				errorf(t, "503 without Retry-After: %s", r)
 			}
 		case r.status >= 500:
 			other5xx++
-			t.Errorf("5xx other than 503: %s", r)
+			errorf(t, "5xx other than 503: %s", r)
 		case r.status == http.StatusAccepted:
 			if inOutage {
 				acceptedDuring += r.accepted
@@ -104,14 +104,14 @@ func TestBrokerOutage(t *testing.T) {
 		}
 		if r.dur > produceTimeout+margin {
 			slow++
-			t.Errorf("request took %s (produce timeout %s + margin %s): %s", r.dur.Round(time.Millisecond), produceTimeout, margin, r)
+			errorf(t, "request took %s (produce timeout %s + margin %s): %s", r.dur.Round(time.Millisecond), produceTimeout, margin, r)
 		}
 	}
 	if during503 == 0 {
-		t.Errorf("no 503 while the broker was stopped")
+		errorf(t, "no 503 while the broker was stopped")
 	}
 	if firstAfter202 < 0 {
-		t.Errorf("no 202 after the broker came back")
+		errorf(t, "no 202 after the broker came back")
 	}
 	t.Logf("ingest: %d requests, %d accepted updates (%d in requests overlapping the outage), %d 503s during the outage, first 202 %s after SIGCONT",
 		len(l.allResults()), l.accepted(), acceptedDuring, during503, firstAfter202.Round(time.Millisecond))
@@ -121,7 +121,7 @@ func TestBrokerOutage(t *testing.T) {
 	t.Logf("all accepted updates terminal %s after the load ended", time.Since(start).Round(time.Millisecond))
 	rc := checkRuns(t, e, wfOf, l, recs)
 	if rc.delivered != 2*l.accepted() {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, 2*l.accepted(), rc.terminalBy)
+		errorf(t, "delivered %d of %d deliveries (by status %v)", rc.delivered, 2*l.accepted(), rc.terminalBy)
 	}
 	if len(rc.refusedRun) > 0 {
 		// A 503'd profile that still reaches Qualtrics: the CDP resends it, so Qualtrics gets it

@@ -38,7 +38,7 @@ func startProxy(t *testing.T, addr, target string) *tcpProxy {
 	close(p.healed)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Fatalf("proxy listen on %s: %v", addr, err)
+		fatalf(t, "proxy listen on %s: %v", addr, err)
 	}
 	p.ln, p.addr = ln, ln.Addr().String()
 	go p.serve(ln)
@@ -195,7 +195,7 @@ func (p *tcpProxy) restore() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	p.t.Errorf("proxy: listen again on %s: %v", p.addr, err)
+	errorf(p.t, "proxy: listen again on %s: %v", p.addr, err)
 }
 
 // open is the number of connections the proxy holds now (both sides counted).

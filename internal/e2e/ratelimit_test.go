@@ -37,7 +37,7 @@ func TestTwoNodesShareOneRateLimit(t *testing.T) {
 			b[i] = newItem(fmt.Sprintf("shared-%d-%d@example.com", k, i), []string{"aud-shared"}, []string{destID})
 		}
 		if err := l.sendAll(context.Background(), func(a int) *node { return nodes[(k+a)%2] }, c, b, time.Now().Add(20*time.Second)); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 	}
 	ingested := time.Now()
@@ -47,12 +47,12 @@ func TestTwoNodesShareOneRateLimit(t *testing.T) {
 	_, err := e.sim.WaitRuns(ctx, wf, total)
 	cancel()
 	if err != nil {
-		t.Fatalf("the simulator got %d of %d calls within 75s: %v", len(e.sim.Runs(wf)), total, err)
+		fatalf(t, "the simulator got %d of %d calls within 75s: %v", len(e.sim.Runs(wf)), total, err)
 	}
 	recs := awaitTerminal(t, n2, l, 30*time.Second)
 	rc := checkRuns(t, e, wfOf, l, recs)
 	if st := e.sim.Stats().Workflows[wf]; st.RateLimited != 0 || rc.byStatus[http.StatusTooManyRequests] != 0 {
-		t.Errorf("the simulator refused %d calls with 429 (runs by status %v)", st.RateLimited, rc.byStatus)
+		errorf(t, "the simulator refused %d calls with 429 (runs by status %v)", st.RateLimited, rc.byStatus)
 	}
 	var dups []string
 	for key, cnt := range rc.perKey {
@@ -61,7 +61,7 @@ func TestTwoNodesShareOneRateLimit(t *testing.T) {
 		}
 	}
 	if len(dups) > 0 {
-		t.Errorf("%d of %d Idempotency-Keys sent more than once, want exactly once each", len(dups), len(rc.perKey))
+		errorf(t, "%d of %d Idempotency-Keys sent more than once, want exactly once each", len(dups), len(rc.perKey))
 		t0 := e.sim.Runs(wf)[0].Time
 		for _, key := range dups[:min(6, len(dups))] {
 			var at []string
@@ -74,7 +74,7 @@ func TestTwoNodesShareOneRateLimit(t *testing.T) {
 		}
 	}
 	if rc.delivered != total {
-		t.Errorf("delivered %d of %d (by status %v)", rc.delivered, total, rc.terminalBy)
+		errorf(t, "delivered %d of %d (by status %v)", rc.delivered, total, rc.terminalBy)
 	}
 
 	runs := e.sim.Runs(wf)
@@ -84,7 +84,7 @@ func TestTwoNodesShareOneRateLimit(t *testing.T) {
 	t.Logf("%d runs; first %s after ingest, rate from the 20th to the last: %.3f/s over %s",
 		len(runs), runs[0].Time.Sub(ingested).Round(time.Millisecond), rate, last.Sub(first).Round(time.Millisecond))
 	if math.Abs(rate-10)/10 > 0.02 {
-		t.Errorf("delivered rate %.3f/s, want 10/s within 2%% (600/min shared by both nodes)", rate)
+		errorf(t, "delivered rate %.3f/s, want 10/s within 2%% (600/min shared by both nodes)", rate)
 		for _, w := range []int{0, 10, 20} { // burstiness: calls per second in a few windows
 			from := runs[0].Time.Add(time.Duration(w) * time.Second)
 			cnt := 0
@@ -100,7 +100,7 @@ func TestTwoNodesShareOneRateLimit(t *testing.T) {
 	// Pause through node 1; node 2 must stop sending within 2 s of the answer.
 	status, body := n1.must("POST", "/v1/destinations/"+destID+"/pause", e.operatorKey, nil)
 	if status != http.StatusOK {
-		t.Fatalf("pause: %d %s", status, body)
+		fatalf(t, "pause: %d %s", status, body)
 	}
 	pausedAt := time.Now()
 	before := len(e.sim.Runs(wf))
@@ -110,7 +110,7 @@ func TestTwoNodesShareOneRateLimit(t *testing.T) {
 		b[i] = newItem(fmt.Sprintf("paused-%d@example.com", i), []string{"aud-shared"}, []string{destID})
 	}
 	if err := l2.sendAll(context.Background(), func(int) *node { return n2 }, c, b, time.Now().Add(10*time.Second)); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	time.Sleep(time.Until(pausedAt.Add(3 * time.Second))) // the observation window itself
 	var within, late []string
@@ -124,12 +124,12 @@ func TestTwoNodesShareOneRateLimit(t *testing.T) {
 	}
 	t.Logf("after the pause: %d runs within 2 s, %d later", len(within), len(late))
 	if len(late) > 0 {
-		t.Errorf("%d calls more than 2 s after the pause answer, e.g. %v", len(late), late[:min(5, len(late))])
+		errorf(t, "%d calls more than 2 s after the pause answer, e.g. %v", len(late), late[:min(5, len(late))])
 	}
 
 	// Resume through node 2: what waited goes out.
 	if status, body := n2.must("POST", "/v1/destinations/"+destID+"/resume", e.operatorKey, nil); status != http.StatusOK {
-		t.Fatalf("resume: %d %s", status, body)
+		fatalf(t, "resume: %d %s", status, body)
 	}
 	resumedAt := time.Now()
 	awaitTerminal(t, n1, l2, 45*time.Second)

@@ -45,7 +45,7 @@ func TestGracefulShutdown(t *testing.T) {
 	c := &http.Client{Timeout: 10 * time.Second}
 	for k := range 10 {
 		if err := l.sendAll(context.Background(), func(int) *node { return n }, c, newItems("before", k, 20), time.Now().Add(20*time.Second)); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 	}
 	before := awaitTerminal(t, n, l, 30*time.Second)
@@ -56,7 +56,7 @@ func TestGracefulShutdown(t *testing.T) {
 	for id, recs := range before {
 		for _, d := range recs {
 			if d.Status != delivery.Delivered {
-				t.Fatalf("update %s → %s: %s before the SIGTERM", id, d.DestinationID, d.Status)
+				fatalf(t, "update %s → %s: %s before the SIGTERM", id, d.DestinationID, d.Status)
 			}
 			beforeKeys[delivery.ID(id, d.DestinationID)] = true
 		}
@@ -83,7 +83,7 @@ func TestGracefulShutdown(t *testing.T) {
 	time.Sleep(2 * time.Second) // the load runs a while before the signal (timeline, not sync)
 	termAt := time.Now()
 	if err := n.p.signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	code, ok := n.p.waitExit(30 * time.Second)
 	took := time.Since(termAt)
@@ -91,10 +91,10 @@ func TestGracefulShutdown(t *testing.T) {
 	close(stopLoad)
 	wg.Wait()
 	if !ok {
-		t.Fatalf("serve did not exit within 30s of SIGTERM")
+		fatalf(t, "serve did not exit within 30s of SIGTERM")
 	}
 	if code != 0 {
-		t.Errorf("serve exited with code %d after SIGTERM, want 0", code)
+		errorf(t, "serve exited with code %d after SIGTERM, want 0", code)
 	}
 	t.Logf("SIGTERM → exit %d in %s", code, took.Round(time.Millisecond))
 
@@ -110,16 +110,16 @@ func TestGracefulShutdown(t *testing.T) {
 			dropped++
 			t.Logf("no answer after SIGTERM: %s", r)
 		case r.err != nil:
-			t.Errorf("request failed without an answer before the SIGTERM: %s", r)
+			errorf(t, "request failed without an answer before the SIGTERM: %s", r)
 		case r.status == http.StatusAccepted:
 			n202++
 		case r.status == http.StatusServiceUnavailable:
 			n503++
 			if r.retryAfter == "" {
-				t.Errorf("503 without Retry-After: %s", r)
+				errorf(t, "503 without Retry-After: %s", r)
 			}
 		default:
-			t.Errorf("answer other than 202 or 503: %s", r)
+			errorf(t, "answer other than 202 or 503: %s", r)
 		}
 	}
 	t.Logf("load: %d × 202, %d × 503, %d refused connections after the listener closed, %d connections closed without an answer", n202, n503, refused, dropped)
@@ -129,10 +129,10 @@ func TestGracefulShutdown(t *testing.T) {
 	all := awaitTerminal(t, n, l, 60*time.Second)
 	rc := checkRuns(t, e, wfOf, l, all)
 	if rc.delivered != 2*l.accepted() {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, 2*l.accepted(), rc.terminalBy)
+		errorf(t, "delivered %d of %d deliveries (by status %v)", rc.delivered, 2*l.accepted(), rc.terminalBy)
 	}
 	if len(rc.refusedRun) > 0 {
-		t.Errorf("%d runs of profiles answered 503 (not accepted), e.g. %v", len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
+		errorf(t, "%d runs of profiles answered 503 (not accepted), e.g. %v", len(rc.refusedRun), rc.refusedRun[:min(3, len(rc.refusedRun))])
 	}
 	var again, dupAny []string
 	for key, cnt := range rc.perKey {
@@ -144,10 +144,10 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	}
 	if len(again) > 0 {
-		t.Errorf("%d deliveries completed before the SIGTERM were sent again after the restart, e.g. %v", len(again), again[:min(5, len(again))])
+		errorf(t, "%d deliveries completed before the SIGTERM were sent again after the restart, e.g. %v", len(again), again[:min(5, len(again))])
 	}
 	if len(dupAny) > 0 {
-		t.Errorf("%d Idempotency-Keys sent more than once across a graceful restart (want one run each), e.g. %v", len(dupAny), dupAny[:min(5, len(dupAny))])
+		errorf(t, "%d Idempotency-Keys sent more than once across a graceful restart (want one run each), e.g. %v", len(dupAny), dupAny[:min(5, len(dupAny))])
 		// When were they sent? Relative to the SIGTERM and the restart.
 		shown := 0
 		for _, wf := range wfOf {

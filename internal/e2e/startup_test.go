@@ -34,7 +34,7 @@ func TestStartupFailsWithTheCause(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "a-file")
 	if err := os.WriteFile(file, []byte("not a directory\n"), 0o600); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	kafkaAddr, pgAddr := freeAddr(t), freeAddr(t) // nothing listens there: connection refused
 	for _, tc := range []struct {
@@ -68,18 +68,18 @@ func TestStartupFailsWithTheCause(t *testing.T) {
 			code, ok := p.waitExit(bound + 10*time.Second)
 			took := time.Since(start)
 			if !ok {
-				t.Fatalf("still running %s after start (bound %s):\n%s", took.Round(time.Millisecond), bound, p.tail(20))
+				fatalf(t, "still running %s after start (bound %s):\n%s", took.Round(time.Millisecond), bound, p.tail(20))
 			}
 			out := p.log()
 			if code != 1 {
-				t.Errorf("exit code %d, want 1", code)
+				errorf(t, "exit code %d, want 1", code)
 			}
 			if took < tc.atLeast {
-				t.Errorf("exited after %s: it did not wait the %s bound", took.Round(time.Millisecond), tc.atLeast)
+				errorf(t, "exited after %s: it did not wait the %s bound", took.Round(time.Millisecond), tc.atLeast)
 			}
 			for _, bad := range []string{"panic", "goroutine ", "SIGSEGV", "nil pointer"} {
 				if strings.Contains(out, bad) {
-					t.Errorf("output contains %q:\n%s", bad, out)
+					errorf(t, "output contains %q:\n%s", bad, out)
 				}
 			}
 			var plain, jsonErr []string
@@ -92,18 +92,18 @@ func TestStartupFailsWithTheCause(t *testing.T) {
 				}
 			}
 			if len(plain) != 1 || len(jsonErr) != 1 {
-				t.Fatalf("want one plain stderr line and one JSON error line, got %d and %d:\n%s", len(plain), len(jsonErr), out)
+				fatalf(t, "want one plain stderr line and one JSON error line, got %d and %d:\n%s", len(plain), len(jsonErr), out)
 			}
 			for _, want := range tc.cause {
 				if !strings.Contains(plain[0], want) || !strings.Contains(jsonErr[0], want) {
-					t.Errorf("cause lacks %q:\n%s\n%s", want, plain[0], jsonErr[0])
+					errorf(t, "cause lacks %q:\n%s\n%s", want, plain[0], jsonErr[0])
 				}
 			}
 			if tc.waits != "" && strings.Count(out, tc.waits) < 2 {
-				t.Errorf("want the failed tries logged (%q), got:\n%s", tc.waits, out)
+				errorf(t, "want the failed tries logged (%q), got:\n%s", tc.waits, out)
 			}
 			if tc.waits == "" && strings.Contains(out, "start-up: waiting for") {
-				t.Errorf("waited for something that waiting cannot cure:\n%s", out)
+				errorf(t, "waited for something that waiting cannot cure:\n%s", out)
 			}
 		})
 	}
@@ -117,7 +117,7 @@ func TestStartupWaitsForTheStoreAndKafka(t *testing.T) {
 	dbURL := pgSchema(t)
 	u, err := url.Parse(dbURL)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	pgTarget := u.Host
 	pgAddr, brokerAddr := freeAddr(t), freeAddr(t)
@@ -135,7 +135,7 @@ func TestStartupWaitsForTheStoreAndKafka(t *testing.T) {
 	for _, waits := range []string{"start-up: waiting for the store (PostgreSQL)", "start-up: waiting for Kafka at " + brokerAddr} {
 		for deadline := time.Now().Add(20 * time.Second); strings.Count(n.p.log(), waits) < 2; time.Sleep(20 * time.Millisecond) {
 			if n.p.exited() || time.Now().After(deadline) {
-				t.Fatalf("no two tries logged as %q (exited: %v):\n%s", waits, n.p.exited(), n.p.tail(20))
+				fatalf(t, "no two tries logged as %q (exited: %v):\n%s", waits, n.p.exited(), n.p.tail(20))
 			}
 		}
 	}
@@ -143,14 +143,14 @@ func TestStartupWaitsForTheStoreAndKafka(t *testing.T) {
 	broker := startProc(t, e.dir, "broker", []string{"broker", "--addr", brokerAddr}, cleanEnv())
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(broker.log(), "broker "+brokerAddr+"\n"); time.Sleep(20 * time.Millisecond) {
 		if broker.exited() || time.Now().After(deadline) {
-			t.Fatalf("qgate broker did not start on %s:\n%s", brokerAddr, broker.tail(20))
+			fatalf(t, "qgate broker did not start on %s:\n%s", brokerAddr, broker.tail(20))
 		}
 	}
 	n.waitReady(30 * time.Second)
 	if key := n.createKey("ingest"); key == "" {
-		t.Fatal("no key created")
+		fatal(t, "no key created")
 	}
 	if out := n.p.log(); strings.Contains(out, "could not start") || strings.Contains(out, "panic") {
-		t.Errorf("log:\n%s", out)
+		errorf(t, "log:\n%s", out)
 	}
 }

@@ -36,13 +36,13 @@ func testStoreOutage(t *testing.T, outage func(*tcpProxy)) {
 	e := newEnv(t, simulator.Config{})
 	u, err := url.Parse(dbURL)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	proxy := startProxy(t, "127.0.0.1:0", u.Host)
 	u.Host = proxy.addr
 	n := e.startNode("serve", u.String())
 	if proxy.accepts() == 0 {
-		t.Fatalf("qgate is ready but never connected through the proxy: cutting it would not cut its store")
+		fatalf(t, "qgate is ready but never connected through the proxy: cutting it would not cut its store")
 	}
 
 	const profiles, clients, batch = 600, 3, 5
@@ -86,7 +86,7 @@ func testStoreOutage(t *testing.T, outage func(*tcpProxy)) {
 
 	time.Sleep(before) // the timeline of the scenario: load, then the outage
 	if l.accepted() == 0 {
-		t.Fatalf("nothing accepted before the outage: %v", l.allResults())
+		fatalf(t, "nothing accepted before the outage: %v", l.allResults())
 	}
 	acceptedBefore := l.accepted()
 	cutAt := time.Now()
@@ -97,7 +97,7 @@ func testStoreOutage(t *testing.T, outage func(*tcpProxy)) {
 	wg.Wait()
 	close(sendErrs)
 	for err := range sendErrs {
-		t.Errorf("ingest: %v", err)
+		errorf(t, "ingest: %v", err)
 	}
 
 	var n202, n503, indeterminate, acceptedDuring int
@@ -114,16 +114,16 @@ func testStoreOutage(t *testing.T, outage func(*tcpProxy)) {
 		case r.status == http.StatusServiceUnavailable:
 			n503++
 			if r.retryAfter == "" {
-				t.Errorf("503 without Retry-After: %s", r)
+				errorf(t, "503 without Retry-After: %s", r)
 			}
 		default:
-			t.Errorf("ingest answered neither 202 nor 503: %s", r)
+			errorf(t, "ingest answered neither 202 nor 503: %s", r)
 		}
 	}
 	t.Logf("ingest: %d accepted updates (%d before the outage, %d in requests overlapping it); %d × 202, %d × 503, %d requests without an answer",
 		l.accepted(), acceptedBefore, acceptedDuring, n202, n503, indeterminate)
 	if l.accepted() < profiles {
-		t.Fatalf("only %d of %d profiles accepted", l.accepted(), profiles)
+		fatalf(t, "only %d of %d profiles accepted", l.accepted(), profiles)
 	}
 
 	start := time.Now()
@@ -135,7 +135,7 @@ func testStoreOutage(t *testing.T, outage func(*tcpProxy)) {
 	rc := checkRuns(t, e, wfOf, l, recs)
 	want := len(dests) * l.accepted()
 	if rc.delivered != want {
-		t.Errorf("delivered %d of %d deliveries (by status %v)", rc.delivered, want, rc.terminalBy)
+		errorf(t, "delivered %d of %d deliveries (by status %v)", rc.delivered, want, rc.terminalBy)
 	}
 	var repeatedKeys, repeatedRuns, after int
 	for _, k := range rc.perKey {
@@ -152,7 +152,7 @@ func testStoreOutage(t *testing.T, outage func(*tcpProxy)) {
 		}
 	}
 	if after == 0 {
-		t.Errorf("no run reached the simulator after the store came back: delivery did not resume")
+		errorf(t, "no run reached the simulator after the store came back: delivery did not resume")
 	}
 	t.Logf("simulator: %d runs (by status %v), %d after the store came back; %d keys sent more than once (%d extra runs, each under the same Idempotency-Key); deliveries by status %v; %d profiles answered 503 reached the simulator anyway",
 		rc.runs, rc.byStatus, after, repeatedKeys, repeatedRuns, rc.terminalBy, len(rc.refusedRun))

@@ -259,7 +259,7 @@ func awaitTerminal(t *testing.T, n *node, l *ledger, within time.Duration) map[s
 				j, _ := json.Marshal(got[id])
 				fmt.Fprintf(&b, "\n  %d. update %s (%s) deliveries %s", i+1, id, want[id].email, j)
 			}
-			t.Errorf("%d of %d accepted updates not finished after %s (by delivery status: %v; last error: %v), e.g.:%s",
+			errorf(t, "%d of %d accepted updates not finished after %s (by delivery status: %v; last error: %v), e.g.:%s",
 				len(pending), len(want), within, byStatus, lastErr, b.String())
 			break
 		}
@@ -340,7 +340,7 @@ func checkRuns(t *testing.T, e *env, wfOfDest map[string]string, l *ledger, recs
 		st := e.sim.Stats().Workflows[wf]
 		runs := e.sim.Runs(wf)
 		if int64(len(runs)) != st.Runs {
-			t.Fatalf("workflow %s dropped runs from its history (%d kept of %d): raise simulator MaxRuns", wf, len(runs), st.Runs)
+			fatalf(t, "workflow %s dropped runs from its history (%d kept of %d): raise simulator MaxRuns", wf, len(runs), st.Runs)
 		}
 		for _, r := range runs {
 			rc.runs++
@@ -364,7 +364,7 @@ func checkRuns(t *testing.T, e *env, wfOfDest map[string]string, l *ledger, recs
 		}
 	}
 	if len(bad) > 0 {
-		t.Errorf("%d runs carry an Idempotency-Key of no accepted (update, destination), e.g. %v", len(bad), bad[:min(5, len(bad))])
+		errorf(t, "%d runs carry an Idempotency-Key of no accepted (update, destination), e.g. %v", len(bad), bad[:min(5, len(bad))])
 	}
 	var missing []string
 	for id, rs := range recs {
@@ -380,7 +380,7 @@ func checkRuns(t *testing.T, e *env, wfOfDest map[string]string, l *ledger, recs
 		}
 	}
 	if len(missing) > 0 {
-		t.Errorf("%d deliveries reported delivered have no successful run at the simulator, e.g. %v", len(missing), missing[:min(5, len(missing))])
+		errorf(t, "%d deliveries reported delivered have no successful run at the simulator, e.g. %v", len(missing), missing[:min(5, len(missing))])
 	}
 	return rc
 }
