@@ -96,17 +96,9 @@ func (b fullViewBalancer) widestView(topic string) []kafkago.Partition {
 }
 
 // readPartitions asks the broker at addr, on a connection of its own (kafka-go's transport
-// would answer from its metadata cache), which partitions topic has.
+// would answer from its metadata cache), which partitions topic has, within assignDial.
 func readPartitions(addr, topic string) ([]kafkago.Partition, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), assignDial)
 	defer cancel()
-	conn, err := kafkago.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(assignDial)); err != nil {
-		return nil, err
-	}
-	return conn.ReadPartitions(topic)
+	return kafkago.DefaultDialer.LookupPartitions(ctx, "tcp", addr, topic)
 }
