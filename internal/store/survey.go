@@ -58,40 +58,49 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, 
 	return nil
 }
 
-// GetSurveyConnection returns a live connection with its last and last good sync.
+// GetSurveyConnection returns a live connection with its last and last good sync, read in
+// one snapshot: a sync records its run and the connection's schedule and brand in one
+// transaction, so a reader never sees the run finished and the connection from before it.
 func (s *DB) GetSurveyConnection(ctx context.Context, id string) (survey.Connection, error) {
-	c, err := scanSurveyConn(s.db.QueryRowContext(ctx, `SELECT `+surveyConnColumns+` FROM survey_connections WHERE id = $1 AND deleted_at IS NULL`, id))
-	if err != nil {
-		return c, notFound(err, survey.ErrNotFound)
-	}
-	return c, s.withLastSyncs(ctx, &c)
+	var c survey.Connection
+	err := s.readSnapshot(ctx, func(q querier) error {
+		var err error
+		if c, err = scanSurveyConn(q.QueryRowContext(ctx, `SELECT `+surveyConnColumns+` FROM survey_connections WHERE id = $1 AND deleted_at IS NULL`, id)); err != nil {
+			return notFound(err, survey.ErrNotFound)
+		}
+		return withLastSyncs(ctx, q, &c)
+	})
+	return c, err
 }
 
-// ListSurveyConnections returns every live connection in ID order.
+// ListSurveyConnections returns every live connection in ID order, read in one snapshot.
 func (s *DB) ListSurveyConnections(ctx context.Context) ([]survey.Connection, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+surveyConnColumns+` FROM survey_connections WHERE deleted_at IS NULL ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("list survey connections: %w", err)
-	}
 	var out []survey.Connection
-	for rows.Next() {
-		c, err := scanSurveyConn(rows)
+	err := s.readSnapshot(ctx, func(q querier) error {
+		rows, err := q.QueryContext(ctx, `SELECT `+surveyConnColumns+` FROM survey_connections WHERE deleted_at IS NULL ORDER BY id`)
 		if err != nil {
-			rows.Close()
-			return nil, err
+			return fmt.Errorf("list survey connections: %w", err)
 		}
-		out = append(out, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for i := range out {
-		if err := s.withLastSyncs(ctx, &out[i]); err != nil {
-			return nil, err
+		for rows.Next() {
+			c, err := scanSurveyConn(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, c)
 		}
-	}
-	return out, nil
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range out {
+			if err := withLastSyncs(ctx, q, &out[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // SyncRunRetention is how long sync runs are kept (the last good one always is).
@@ -99,8 +108,8 @@ const SyncRunRetention = 7 * 24 * time.Hour
 
 const syncRunColumns = `id, connection_id, mode, node_id, started_at, ended_at, outcome, counts, requests, error`
 
-func (s *DB) withLastSyncs(ctx context.Context, c *survey.Connection) error {
-	last, err := s.lastSync(ctx, c.ID, "")
+func withLastSyncs(ctx context.Context, q querier, c *survey.Connection) error {
+	last, err := lastSync(ctx, q, c.ID, "")
 	if err != nil {
 		return err
 	}
@@ -109,22 +118,22 @@ func (s *DB) withLastSyncs(ctx context.Context, c *survey.Connection) error {
 		c.LastGoodSync = last
 		return nil
 	}
-	c.LastGoodSync, err = s.lastSync(ctx, c.ID, survey.OutcomeSucceeded)
+	c.LastGoodSync, err = lastSync(ctx, q, c.ID, survey.OutcomeSucceeded)
 	return err
 }
 
-func (s *DB) lastSync(ctx context.Context, connID, outcome string) (*survey.SyncRun, error) {
-	q := `SELECT ` + syncRunColumns + ` FROM survey_sync_runs WHERE connection_id = $1`
+func lastSync(ctx context.Context, q querier, connID, outcome string) (*survey.SyncRun, error) {
+	query := `SELECT ` + syncRunColumns + ` FROM survey_sync_runs WHERE connection_id = $1`
 	args := []any{connID}
 	if outcome != "" {
-		q += ` AND outcome = $2`
+		query += ` AND outcome = $2`
 		args = append(args, outcome)
 	}
 	var r survey.SyncRun
 	var started int64
 	var ended sql.NullInt64
 	var counts string
-	err := s.db.QueryRowContext(ctx, q+` ORDER BY started_at DESC, id DESC LIMIT 1`, args...).Scan(&r.ID, &r.ConnectionID, &r.Mode, &r.Node,
+	err := q.QueryRowContext(ctx, query+` ORDER BY started_at DESC, id DESC LIMIT 1`, args...).Scan(&r.ID, &r.ConnectionID, &r.Mode, &r.Node,
 		&started, &ended, &r.Outcome, &counts, &r.Requests, &r.Error)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ func TestSurveyStore(t *testing.T) {
 			t.Run("connections", func(t *testing.T) { testSurveyConnections(t, b.open(t)) })
 			t.Run("sync", func(t *testing.T) { testSurveySync(t, b.open(t)) })
 			t.Run("notifications", func(t *testing.T) { testNotifications(t, b.open(t)) })
+			t.Run("snapshot", func(t *testing.T) { testSurveyReadSnapshot(t, b.open(t)) })
 		})
 	}
 }
@@ -84,6 +86,67 @@ func testSurveyConnections(t *testing.T, db *DB) {
 	}
 	if err := db.CreateSurveyConnection(ctx, svConn("svc_3", "b")); err != nil {
 		t.Fatalf("a deleted connection's name is free again: %v", err)
+	}
+}
+
+// testSurveyReadSnapshot: a sync records its run and the connection's brand in one
+// transaction, so a reader that sees sync i finished sees brand i too, never the brand of
+// the sync before (GET /v1/survey-connections/{id} once read the two in separate statements).
+func testSurveyReadSnapshot(t *testing.T, db *DB) {
+	ctx := context.Background()
+	if err := db.CreateSurveyConnection(ctx, svConn("svc_1", "a")); err != nil {
+		t.Fatal(err)
+	}
+	const syncs = 150
+	done := make(chan error, 1)
+	go func() {
+		for i := range syncs {
+			at := sv0.Add(time.Duration(i) * time.Second)
+			run := survey.SyncRun{ID: fmt.Sprintf("syn_%03d", i), ConnectionID: "svc_1", Mode: "incremental", Node: "n", StartedAt: at, Outcome: survey.OutcomeRunning}
+			if err := db.StartSurveySync(ctx, run); err != nil {
+				done <- err
+				return
+			}
+			end := at.Add(time.Millisecond)
+			run.EndedAt, run.Outcome = &end, survey.OutcomeSucceeded
+			if err := db.FinishSurveySync(ctx, run, &survey.Snapshot{}, survey.ScheduleState{LastIncrementalAt: &at, BrandID: fmt.Sprintf("brand_%03d", i)}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	reads, seen := 0, 0
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen < syncs/10 {
+				t.Fatalf("the reader saw only %d finished syncs in %d reads: the test did not race", seen, reads)
+			}
+			return
+		default:
+		}
+		for _, get := range []func() ([]survey.Connection, error){
+			func() ([]survey.Connection, error) { c, err := db.GetSurveyConnection(ctx, "svc_1"); return []survey.Connection{c}, err },
+			func() ([]survey.Connection, error) { return db.ListSurveyConnections(ctx) },
+		} {
+			cs, err := get()
+			if err != nil || len(cs) != 1 {
+				t.Fatalf("read %d: %v %v", reads, cs, err)
+			}
+			reads++
+			c := cs[0]
+			if c.LastSync == nil || c.LastSync.Outcome != survey.OutcomeSucceeded {
+				continue
+			}
+			seen++
+			if want := "brand_" + strings.TrimPrefix(c.LastSync.ID, "syn_"); c.BrandID != want {
+				t.Fatalf("read %d: last sync %s finished but brand is %q, want %q", reads, c.LastSync.ID, c.BrandID, want)
+			}
+		}
 	}
 }
 
