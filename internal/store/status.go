@@ -45,28 +45,41 @@ func (s *DB) Apply(ctx context.Context, b delivery.Batch) error {
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-// GetUpdate returns an update and each of its deliveries with their attempts.
+// GetUpdate returns an update and each of its deliveries with their attempts, read in one
+// snapshot (a delivery's status and its attempts are written in one transaction).
 func (s *DB) GetUpdate(ctx context.Context, updateID string) (delivery.Update, []delivery.Record, error) {
 	var u delivery.Update
-	var received, routed int64
-	var auds string
-	err := s.db.QueryRowContext(ctx, `SELECT update_id, profile_key, received_at, routed_at, audiences FROM updates WHERE update_id = $1`, cleanText(updateID)).
-		Scan(&u.UpdateID, &u.ProfileKey, &received, &routed, &auds)
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, nil, ErrUpdateNotFound
-	}
+	var recs []delivery.Record
+	err := s.readSnapshot(ctx, func(q querier) error {
+		var received, routed int64
+		var auds string
+		err := q.QueryRowContext(ctx, `SELECT update_id, profile_key, received_at, routed_at, audiences FROM updates WHERE update_id = $1`, cleanText(updateID)).
+			Scan(&u.UpdateID, &u.ProfileKey, &received, &routed, &auds)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrUpdateNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("get update: %w", err)
+		}
+		u.ReceivedAt, u.RoutedAt = fromMS(received), fromMS(routed)
+		_ = json.Unmarshal([]byte(auds), &u.Audiences)
+		recs, err = records(ctx, q, `WHERE d.update_id = $1 ORDER BY d.destination_id`, cleanText(updateID))
+		return err
+	})
 	if err != nil {
-		return u, nil, fmt.Errorf("get update: %w", err)
+		return u, nil, err
 	}
-	u.ReceivedAt, u.RoutedAt = fromMS(received), fromMS(routed)
-	_ = json.Unmarshal([]byte(auds), &u.Audiences)
-	recs, err := s.records(ctx, `WHERE d.update_id = $1 ORDER BY d.destination_id`, cleanText(updateID))
-	return u, recs, err
+	return u, recs, nil
 }
 
 // GetDelivery returns one delivery with its attempts.
 func (s *DB) GetDelivery(ctx context.Context, deliveryID string) (delivery.Record, error) {
-	recs, err := s.records(ctx, `WHERE d.delivery_id = $1`, cleanText(deliveryID))
+	var recs []delivery.Record
+	err := s.readSnapshot(ctx, func(q querier) error {
+		var err error
+		recs, err = records(ctx, q, `WHERE d.delivery_id = $1`, cleanText(deliveryID))
+		return err
+	})
 	if err != nil {
 		return delivery.Record{}, err
 	}
@@ -76,9 +89,10 @@ func (s *DB) GetDelivery(ctx context.Context, deliveryID string) (delivery.Recor
 	return recs[0], nil
 }
 
-// records loads deliveries matching where (over alias d) and their attempts.
-func (s *DB) records(ctx context.Context, where string, args ...any) ([]delivery.Record, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT d.delivery_id, d.update_id, d.destination_id, d.status, d.reason, d.created_at, d.updated_at, d.next_attempt_at FROM deliveries d `+where, args...)
+// records loads deliveries matching where (over alias d) and their attempts, through q (a
+// snapshot: see readSnapshot).
+func records(ctx context.Context, q querier, where string, args ...any) ([]delivery.Record, error) {
+	rows, err := q.QueryContext(ctx, `SELECT d.delivery_id, d.update_id, d.destination_id, d.status, d.reason, d.created_at, d.updated_at, d.next_attempt_at FROM deliveries d `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query deliveries: %w", err)
 	}
@@ -103,7 +117,7 @@ func (s *DB) records(ctx context.Context, where string, args ...any) ([]delivery
 		return nil, err
 	}
 	for i := range out {
-		arows, err := s.db.QueryContext(ctx, `SELECT n, at, status_code, latency_ms, outcome, reason, error FROM attempts WHERE delivery_id = $1 ORDER BY n`, out[i].DeliveryID)
+		arows, err := q.QueryContext(ctx, `SELECT n, at, status_code, latency_ms, outcome, reason, error FROM attempts WHERE delivery_id = $1 ORDER BY n`, out[i].DeliveryID)
 		if err != nil {
 			return nil, fmt.Errorf("query attempts: %w", err)
 		}

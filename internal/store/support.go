@@ -142,7 +142,12 @@ func (s *DB) SearchDeliveries(ctx context.Context, q delivery.Query) ([]delivery
 		w.add("(d.updated_at < " + a + " OR (d.updated_at = " + a + " AND d.delivery_id < " + i + "))")
 	}
 	limit := max(q.Limit, 1)
-	recs, err := s.records(ctx, w.sql()+" ORDER BY d.updated_at DESC, d.delivery_id DESC LIMIT "+w.arg(limit+1), w.args...)
+	var recs []delivery.Record
+	err := s.readSnapshot(ctx, func(qr querier) error {
+		var err error
+		recs, err = records(ctx, qr, w.sql()+" ORDER BY d.updated_at DESC, d.delivery_id DESC LIMIT "+w.arg(limit+1), w.args...)
+		return err
+	})
 	if err != nil {
 		return nil, "", err
 	}
