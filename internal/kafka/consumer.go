@@ -8,6 +8,7 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"golang.org/x/time/rate"
 
 	"github.com/qgate/qgate/internal/queue"
 )
@@ -19,6 +20,8 @@ type Consumer struct {
 	fetch   func(context.Context) (kafkago.Message, error) // r.FetchMessage; a seam for tests
 	records chan queue.Record
 	onError func(op string, err error)
+	// errPace bounds how fast the pump goes round on errors (nil: no bound). See pump.
+	errPace *rate.Limiter
 	stop    context.CancelFunc
 	done    chan struct{}
 }
@@ -91,9 +94,19 @@ func NewConsumer(brokers []string, group, topic string, opts ConsumerOptions) *C
 		ErrorLogger: kafkago.LoggerFunc(func(format string, args ...any) { onError("fetch", fmt.Errorf(format, args...)) }),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Consumer{r: r, fetch: r.FetchMessage, records: make(chan queue.Record, opts.Buffer), onError: onError, stop: cancel, done: make(chan struct{})}
+	c := &Consumer{r: r, fetch: r.FetchMessage, records: make(chan queue.Record, opts.Buffer), onError: onError,
+		errPace: newErrPace(opts.Buffer), stop: cancel, done: make(chan struct{})}
 	go c.pump(ctx)
 	return c
+}
+
+// errorsPerSecond bounds the pump's pace on errors once a burst of a full read-ahead queue is
+// spent: a guard against an error returned at once forever (kafka-go's own readers back off).
+const errorsPerSecond = 100
+
+// newErrPace lets a read-ahead queue full of errors (buffer of them) drain at once.
+func newErrPace(buffer int) *rate.Limiter {
+	return rate.NewLimiter(errorsPerSecond, buffer+64)
 }
 
 func (c *Consumer) pump(ctx context.Context) {
@@ -110,10 +123,15 @@ func (c *Consumer) pump(ctx context.Context) {
 				return
 			}
 			c.onError("fetch", fmt.Errorf("fetch: %w", err))
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(200 * time.Millisecond):
+			// No fixed pause here. kafka-go's partition readers queue their errors in the
+			// read-ahead queue (after 3 failed attempts, one per backoff of at most
+			// ReadBackoffMax) ahead of the records that follow; a pause of 200 ms per error
+			// (as here until 2026-12-03) drained a queue filled during a broker outage at
+			// 5 errors/s, and deliveries waited ~60 s after the brokers were back.
+			if c.errPace != nil {
+				if c.errPace.Wait(ctx) != nil {
+					return
+				}
 			}
 			continue
 		}

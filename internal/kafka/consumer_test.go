@@ -2,12 +2,15 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/qgate/qgate/internal/queue"
@@ -158,4 +161,65 @@ func TestConsumerOutlivesCanceledErrors(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Records() not closed after the consumer was stopped")
 	}
+}
+
+// TestConsumerDrainsQueuedErrorsAtOnce: during a broker outage kafka-go's partition readers
+// queue errors in the read-ahead queue ahead of the records that follow. Once the brokers are
+// back the pump must get through a full queue of them at once (a fixed 200 ms per error made
+// deliveries wait ~60 s on the cluster), yet still bound its pace when errors never end.
+func TestConsumerDrainsQueuedErrorsAtOnce(t *testing.T) {
+	const buffer = 1000
+	synctest.Test(t, func(t *testing.T) {
+		calls := 0
+		ctx, cancel := context.WithCancel(context.Background())
+		c := &Consumer{
+			fetch: func(ctx context.Context) (kafkago.Message, error) {
+				calls++
+				if calls <= buffer {
+					return kafkago.Message{}, errors.New("failed to dial: failed to open connection to 127.0.0.1:19093: connect: connection refused")
+				}
+				if calls == buffer+1 {
+					return kafkago.Message{Topic: "t", Offset: 42}, nil
+				}
+				<-ctx.Done()
+				return kafkago.Message{}, ctx.Err()
+			},
+			records: make(chan queue.Record, 1),
+			onError: func(string, error) {},
+			errPace: newErrPace(buffer),
+			stop:    cancel,
+			done:    make(chan struct{}),
+		}
+		start := time.Now()
+		go c.pump(ctx)
+		rec := <-c.Records()
+		if waited := time.Since(start); rec.Offset != 42 || waited > 100*time.Millisecond {
+			t.Errorf("record %+v after %d queued errors came %s later, want at once (<= 100 ms)", rec, buffer, waited)
+		}
+		cancel()
+		<-c.done
+	})
+
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		ctx, cancel := context.WithCancel(context.Background())
+		c := &Consumer{
+			fetch: func(context.Context) (kafkago.Message, error) {
+				calls.Add(1)
+				return kafkago.Message{}, errors.New("an error returned at once, forever")
+			},
+			records: make(chan queue.Record, 1),
+			onError: func(string, error) {},
+			errPace: newErrPace(buffer),
+			stop:    cancel,
+			done:    make(chan struct{}),
+		}
+		go c.pump(ctx)
+		time.Sleep(10 * time.Second)
+		cancel()
+		<-c.done
+		if n, most := calls.Load(), int64(buffer+64+10*errorsPerSecond+1); n > most {
+			t.Errorf("%d fetches in 10 s of endless errors, want at most %d", n, most)
+		}
+	})
 }
