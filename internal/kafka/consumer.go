@@ -126,7 +126,7 @@ func (c *Consumer) pump(ctx context.Context) {
 			// No fixed pause here. kafka-go's partition readers queue their errors in the
 			// read-ahead queue (after 3 failed attempts, one per backoff of at most
 			// ReadBackoffMax) ahead of the records that follow; a pause of 200 ms per error
-			// (as here until 2026-12-03) drained a queue filled during a broker outage at
+			// (as here until 2026-12-02) drained a queue filled during a broker outage at
 			// 5 errors/s, and deliveries waited ~60 s after the brokers were back.
 			if c.errPace != nil {
 				if c.errPace.Wait(ctx) != nil {
