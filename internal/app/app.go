@@ -167,7 +167,7 @@ func (a *App) routes() *gin.Engine {
 	keys := &access.Handlers{Store: a.store, Auth: a.auth, Now: time.Now}
 	keys.Register(v1.Group("", access.Require(a.auth, access.RoleAdmin)))
 	(&destination.Handlers{Service: a.destService}).Register(v1.Group("", access.Require(a.auth, access.RoleOperator)))
-	sup := &support.Handlers{Store: a.store, Circuits: circuits{a}, Now: time.Now}
+	sup := &support.Handlers{Store: a.store, Circuits: circuits{a}, Channels: a.store, Now: time.Now}
 	sup.Register(v1.Group("", access.Require(a.auth, access.RoleSupport)))
 	sup.RegisterStats(v1.Group("", access.Require(a.auth, access.RoleSupport, access.RoleOperator)))
 	a.survey.register(e, v1, a.auth)

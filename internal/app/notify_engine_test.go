@@ -10,6 +10,7 @@ import (
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/notify"
 	"github.com/qgate/qgate/internal/simulator"
+	"github.com/qgate/qgate/internal/support"
 )
 
 // A notification's deliveries as the support API shows them (GET /v1/deliveries).
@@ -159,11 +160,16 @@ func TestNotificationChannelBreaker(t *testing.T) {
 	e.sink.mu.Lock()
 	e.sink.fail = 1 << 20
 	e.sink.mu.Unlock()
-	e.channel(t, notify.TypeSurveyRequest)
+	ch := e.channel(t, notify.TypeSurveyRequest)
 	c := e.connect(t, "1h")
 	e.sync(t, c.ID)
 	waitFor(t, "the channel's circuit to open", func() bool {
 		return strings.Contains(e.n.logs.String(), `circuit opened for destination \"hook\"`)
+	})
+	// The channel's figures show it (the node sends to it, so the state is its breaker's).
+	waitFor(t, "the channel's stats to show the circuit open", func() bool {
+		st := e.channelStats(t, ch)
+		return st.Circuit.State != "closed" && st.Circuit.Source == "node"
 	})
 	e.sink.mu.Lock()
 	callsWhenOpened := e.sink.calls
@@ -185,6 +191,23 @@ func TestNotificationChannelBreaker(t *testing.T) {
 	if callsWhenOpened < 5 {
 		t.Fatalf("the circuit opened after %d calls", callsWhenOpened)
 	}
+	if st := e.channelStats(t, ch); st.Circuit.State != "closed" || st.ByStatus[delivery.Delivered] != 4 || st.Received != 4 {
+		t.Fatalf("the channel's stats after recovery: %+v", st)
+	}
+}
+
+// channelStats is GET /v1/notification-channels/{id}/stats as support sees it.
+func (e *surveyEnv) channelStats(t *testing.T, id string) support.StatsView {
+	t.Helper()
+	st, body, _ := e.n.do("GET", "/v1/notification-channels/"+id+"/stats?window=1h", e.sup, nil)
+	if st != 200 {
+		t.Fatalf("channel stats: %d %s", st, body)
+	}
+	v := decode[support.StatsView](t, body)
+	if v.DestinationID != id || v.Paused {
+		t.Fatalf("channel stats of %s: %s", id, body)
+	}
+	return v
 }
 
 // TestNotificationSlackChannel: a Slack channel receives the readable message with its link

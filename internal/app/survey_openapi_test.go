@@ -103,6 +103,13 @@ func oaSurveyWatch(t *testing.T, spec *oaSpec, e *deliveryEnv) {
 	spec.call(t, base, oaReq{method: "PATCH", route: rni, path: rn + "/nch_nope", key: op, body: map[string]any{"name": "q"}, want: 404})
 	spec.call(t, base, oaReq{method: "PATCH", route: rni, path: pc, key: sup, body: map[string]any{"name": "q"}, want: 403})
 	spec.call(t, base, oaReq{method: "PATCH", route: rni, path: pc, body: map[string]any{"name": "q"}, want: 401})
+	const rns = "/v1/notification-channels/{id}/stats"
+	spec.call(t, base, oaReq{method: "GET", route: rns, path: pc + "/stats", key: sup, want: 200})
+	spec.call(t, base, oaReq{method: "GET", route: rns, path: pc + "/stats?window=7d", key: op, want: 200})
+	spec.call(t, base, oaReq{method: "GET", route: rns, path: pc + "/stats?window=1d", key: sup, want: 422})
+	spec.call(t, base, oaReq{method: "GET", route: rns, path: rn + "/nch_nope/stats", key: sup, want: 404})
+	spec.call(t, base, oaReq{method: "GET", route: rns, path: pc + "/stats", key: e.ingest, want: 403})
+	spec.call(t, base, oaReq{method: "GET", route: rns, path: pc + "/stats", want: 401})
 
 	// Reads.
 	const rp, rs, rsi, rd = "/v1/people/{email}/surveys", "/v1/surveys", "/v1/surveys/{surveyId}", "/v1/distributions/{id}"

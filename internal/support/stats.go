@@ -1,6 +1,7 @@
 package support
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/qgate/qgate/internal/api"
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/fault"
+	"github.com/qgate/qgate/internal/notify"
 )
 
 // Windows of GET /v1/destinations/{id}/stats.
@@ -56,15 +58,48 @@ func (h *Handlers) stats(c *gin.Context) {
 		api.Fail(c, err)
 		return
 	}
-	now := h.now()
-	since := now.Add(-span)
-	st, err := h.Store.DestinationStats(ctx, d.ID, since)
+	h.writeStats(c, d.ID, d.Paused, window, span)
+}
+
+// ChannelLookup finds notification channels, whose notifications travel as lanes of the
+// delivery engine (the store).
+type ChannelLookup interface {
+	GetChannel(ctx context.Context, id string) (notify.Channel, error)
+}
+
+// channelStats answers GET /v1/notification-channels/{id}/stats: a channel's figures, as a
+// destination's (destinationId is the channel's ID; a channel is never paused).
+func (h *Handlers) channelStats(c *gin.Context) {
+	window := c.DefaultQuery("window", "24h")
+	span, ok := windows[window]
+	if !ok {
+		api.Fail(c, fault.New(fault.Invalid, "query.window", "invalid_window", "window must be one of 1h, 24h or 7d"))
+		return
+	}
+	if h.Channels == nil {
+		api.Fail(c, notify.ErrNotFound)
+		return
+	}
+	ch, err := h.Channels.GetChannel(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		api.Fail(c, err)
 		return
 	}
-	v := StatsView{DestinationID: d.ID, Window: window, Since: since, Paused: d.Paused, Stats: st}
-	last, err := h.Store.LastAlert(ctx, d.ID, "circuit_opened", "circuit_closed")
+	h.writeStats(c, ch.ID, false, window, span)
+}
+
+// writeStats answers with the figures of lane id (a destination or a channel).
+func (h *Handlers) writeStats(c *gin.Context, id string, paused bool, window string, span time.Duration) {
+	ctx := c.Request.Context()
+	now := h.now()
+	since := now.Add(-span)
+	st, err := h.Store.DestinationStats(ctx, id, since)
+	if err != nil {
+		api.Fail(c, err)
+		return
+	}
+	v := StatsView{DestinationID: id, Window: window, Since: since, Paused: paused, Stats: st}
+	last, err := h.Store.LastAlert(ctx, id, "circuit_opened", "circuit_closed")
 	if err != nil {
 		api.Fail(c, err)
 		return
@@ -74,7 +109,7 @@ func (h *Handlers) stats(c *gin.Context) {
 	}
 	state, owned := "closed", false
 	if h.Circuits != nil {
-		state, owned = h.Circuits.Circuit(d.ID)
+		state, owned = h.Circuits.Circuit(id)
 	}
 	switch {
 	case owned:

@@ -35,6 +35,7 @@ type Store interface {
 type Handlers struct {
 	Store    Store
 	Circuits Circuits         // the node's dispatcher; nil: circuit state from alerts only
+	Channels ChannelLookup    // notification channels; nil: no channel stats
 	Now      func() time.Time // nil: time.Now
 }
 
@@ -59,9 +60,11 @@ func (h *Handlers) Register(g gin.IRoutes) {
 	g.POST("/dead-letters/replay", h.replay)
 }
 
-// RegisterStats adds GET /destinations/{id}/stats to g (support or operator role).
+// RegisterStats adds GET /destinations/{id}/stats (and /series) and
+// GET /notification-channels/{id}/stats to g (support or operator role).
 func (h *Handlers) RegisterStats(g gin.IRoutes) {
 	g.GET("/destinations/:id/stats", h.stats)
+	g.GET("/notification-channels/:id/stats", h.channelStats)
 	g.GET("/destinations/:id/series", h.series)
 }
 
