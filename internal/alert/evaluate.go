@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,11 @@ type Evaluator struct {
 	OnError func(error)
 	// Surveys, when set, gives the survey connections' latest syncs (survey.syncFailed).
 	Surveys SurveySyncs
+	// Channels, when set, gives the notification channels as lane targets: their
+	// notifications travel through the delivery engine, so their circuit, dead letters,
+	// failure rate and backlog raise the destination events too, for subscriptions that
+	// cover every destination or name the channel.
+	Channels func(ctx context.Context) ([]destination.Destination, error)
 }
 
 func (e *Evaluator) now() time.Time {
@@ -101,7 +107,15 @@ func (e *Evaluator) Pass(ctx context.Context) error {
 	}
 	now := e.now()
 	fired := 0
-	for _, d := range e.Destinations.Routable() {
+	targets := e.Destinations.Routable()
+	if e.Channels != nil {
+		chs, err := e.Channels(ctx)
+		if err != nil {
+			return fmt.Errorf("alerts: channels: %w", err)
+		}
+		targets = append(slices.Clip(targets), chs...)
+	}
+	for _, d := range targets {
 		st := &state{deadSince: map[time.Duration]int{}, attemptsIn: map[time.Duration][2]int{}}
 		for _, s := range subs {
 			done := map[string]bool{}

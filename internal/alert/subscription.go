@@ -153,8 +153,8 @@ func (r *Request) Validate(policy qualtrics.HostPolicy, current *Subscription) [
 		add("destinationIds", "too_large", fmt.Sprintf("at most %d destinations", MaxDestinationIDs))
 	}
 	for i, id := range s.DestinationIDs {
-		if !strings.HasPrefix(id, "dst_") || len(id) > 100 {
-			add(fmt.Sprintf("destinationIds[%d]", i), "invalid_destination_id", "must be a destination ID (dst_…)")
+		if !(strings.HasPrefix(id, "dst_") || strings.HasPrefix(id, "nch_")) || len(id) > 100 {
+			add(fmt.Sprintf("destinationIds[%d]", i), "invalid_destination_id", "must be a destination ID (dst_…) or a notification channel's (nch_…)")
 		}
 	}
 	return problems

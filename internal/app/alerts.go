@@ -41,7 +41,7 @@ func newAlerting(a *App, box *destination.Box, policy qualtrics.HostPolicy) *ale
 		Backoff: dispatch.Backoff{Base: a.cfg.RetryBaseDelay, Max: a.cfg.RetryMaxDelay}, Window: a.cfg.RetryWindow, Tick: alertTick,
 		OnError: func(err error) { a.log.Warn("alert sender", zap.Error(err)) }}
 	w.sender.Init()
-	w.evaluator = &alert.Evaluator{Store: a.store, Destinations: a.destinations, Surveys: alertSurveys{a.store}, Tick: alertTick, Fired: w.sender.Wake,
+	w.evaluator = &alert.Evaluator{Store: a.store, Destinations: a.destinations, Surveys: alertSurveys{a.store}, Channels: alertChannels(a.store), Tick: alertTick, Fired: w.sender.Wake,
 		OnError: func(err error) { a.log.Warn("alert evaluator", zap.Error(err)) }}
 	w.handlers = &alert.Handlers{Service: &alert.Service{Store: a.store, Box: box, Policy: policy}}
 	return w
@@ -75,4 +75,19 @@ func (w *alerting) shutdown(ctx context.Context) {
 	case <-ctx.Done():
 	}
 	w.stop = nil
+}
+
+// alertChannels gives the notification channels to the alert evaluator as lane targets.
+func alertChannels(st notify.Store) func(context.Context) ([]destination.Destination, error) {
+	return func(ctx context.Context) ([]destination.Destination, error) {
+		chs, err := st.ListChannels(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]destination.Destination, len(chs))
+		for i, c := range chs {
+			out[i] = destination.Destination{ID: c.ID, Name: c.Name, Enabled: true}
+		}
+		return out, nil
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qgate/qgate/internal/alert"
 	"github.com/qgate/qgate/internal/config"
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/notify"
@@ -161,8 +162,19 @@ func TestNotificationChannelBreaker(t *testing.T) {
 	e.sink.fail = 1 << 20
 	e.sink.mu.Unlock()
 	ch := e.channel(t, notify.TypeSurveyRequest)
+	// An operator on call for this channel hears of its circuit, as of a destination's.
+	hook := newHookReceiver(t)
+	st, body, _ := e.n.do("POST", "/v1/alert-subscriptions", e.op, map[string]any{"name": "on-call", "url": hook.srv.URL + "/alerts", "secret": hook.secret,
+		"events": events(alert.EventCircuitOpened, alert.EventCircuitClosed), "destinationIds": []string{ch}})
+	if st != http.StatusCreated {
+		t.Fatalf("alert subscription for the channel: %d %s", st, body)
+	}
 	c := e.connect(t, "1h")
 	e.sync(t, c.ID)
+	opened := hook.await("circuit.opened for the channel", func(d map[string][]hookRequest) bool { return len(d[alert.EventCircuitOpened]) >= 1 })
+	if a := opened[alert.EventCircuitOpened][0]; a.Data["destinationId"] != ch || !strings.Contains(a.Data["message"].(string), `"hook"`) {
+		t.Fatalf("circuit.opened for the channel: %+v", a)
+	}
 	waitFor(t, "the channel's circuit to open", func() bool {
 		return strings.Contains(e.n.logs.String(), `circuit opened for destination \"hook\"`)
 	})
@@ -194,6 +206,11 @@ func TestNotificationChannelBreaker(t *testing.T) {
 	if st := e.channelStats(t, ch); st.Circuit.State != "closed" || st.ByStatus[delivery.Delivered] != 4 || st.Received != 4 {
 		t.Fatalf("the channel's stats after recovery: %+v", st)
 	}
+	alerts := hook.await("circuit.closed for the channel", func(d map[string][]hookRequest) bool { return len(d[alert.EventCircuitClosed]) >= 1 })
+	if len(alerts[alert.EventCircuitOpened]) != 1 || len(alerts[alert.EventCircuitClosed]) != 1 || alerts[alert.EventCircuitClosed][0].Data["destinationId"] != ch {
+		t.Fatalf("the channel's circuit alerts: %+v", alerts)
+	}
+	hook.checkSignatures()
 }
 
 // channelStats is GET /v1/notification-channels/{id}/stats as support sees it.
