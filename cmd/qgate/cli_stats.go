@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/qgate/qgate/pkg/client"
 )
 
 func statsGroup() *group {
 	return &group{name: "stats", summary: "a destination's figures over a window (support or operator key)", commands: []*command{
-		{name: "", args: "DESTINATION", summary: "show a destination's figures: outcomes, latency, backlog, circuit (by ID, or by name with an operator key)", nargs: [2]int{1, 1}, run: stats,
+		{name: "", args: "DESTINATION", summary: "show a destination's figures: outcomes, latency, backlog, circuit (by ID, or by name with an operator key; a notification channel by its ID, nch_…)", nargs: [2]int{1, 1}, run: stats,
 			flags: func(fs *flag.FlagSet, o *opts) {
 				fs.StringVar(&o.window, "window", "24h", "the `WINDOW`: 1h, 24h or 7d")
 			}},
@@ -26,6 +27,18 @@ func stats(ctx context.Context, s *session, args []string) error {
 	default:
 		return usagef("--window %q: want 1h, 24h or 7d", s.o.window)
 	}
+	if strings.HasPrefix(args[0], "nch_") {
+		// A survey-watch notification channel: a lane of the delivery engine.
+		st, err := s.c.ChannelStats(ctx, args[0], s.o.window)
+		if err != nil {
+			return err
+		}
+		if s.json() {
+			return printJSON(s.stdout, st)
+		}
+		printStats(s, "channel", st.DestinationID, st)
+		return nil
+	}
 	id, err := s.resolve(ctx, args[0])
 	if err != nil {
 		return err
@@ -37,17 +50,22 @@ func stats(ctx context.Context, s *session, args []string) error {
 	if s.json() {
 		return printJSON(s.stdout, st)
 	}
+	printStats(s, "destination", named(s.destName(ctx, st.DestinationID), st.DestinationID), st)
+	return nil
+}
+
+// printStats prints a lane's figures as fields; what is "destination" or "channel".
+func printStats(s *session, what, name string, st *client.DestinationStats) {
 	circuit := st.Circuit.State
 	if st.Circuit.Since != nil {
 		circuit += " since " + tsp(st.Circuit.Since)
 	}
 	fields(s.stdout,
-		"destination", named(s.destName(ctx, st.DestinationID), st.DestinationID), "window", st.Window+" (since "+ts(st.Since)+")", "paused", strconv.FormatBool(st.Paused),
+		what, name, "window", st.Window+" (since "+ts(st.Since)+")", "paused", strconv.FormatBool(st.Paused),
 		"circuit", circuit, "received", strconv.Itoa(st.Received), "by status", counts(st.ByStatus),
 		"excluded by reason", counts(st.ExcludedByReason), "dead-lettered by reason", counts(st.DeadLetteredByReason),
 		"attempt latency", percentiles(st.AttemptLatencyMs), "end-to-end latency", percentiles(st.EndToEndLatencyMs),
 		"backlog", strconv.Itoa(st.Backlog), "parked", strconv.Itoa(st.Parked))
-	return nil
 }
 
 // named is "nps follow-up (dst_…)", or the ID alone when the name is unknown.

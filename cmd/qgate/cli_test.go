@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -261,6 +263,26 @@ func cliProfile(email string) json.RawMessage {
 }
 
 // await polls the node (through the client, as support would) until cond holds, for 20 s.
+// createChannel registers a survey-watch notification channel (operator API) and returns its ID.
+func (e *cliEnv) createChannel(name string) string {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"name": name, "kind": "webhook", "url": e.simURL + "/hook",
+		"secret": "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 32)), "events": []string{"survey.request"}})
+	req, _ := http.NewRequest(http.MethodPost, e.base+"/v1/notification-channels", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.keys["operator"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.ID == "" {
+		e.t.Fatalf("create channel: %d %v", resp.StatusCode, err)
+	}
+	return out.ID
+}
+
 func (e *cliEnv) await(what string, cond func() bool) {
 	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -487,6 +509,16 @@ func TestCLIAgainstALiveNode(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.DestinationID != badDest.ID || st.Window != "24h" {
 		t.Fatalf("stats -o json: %v %s", err, r.stdout)
 	}
+	// A survey-watch notification channel's figures, by its ID.
+	ch := e.createChannel("cli hook")
+	r = e.must(exitOK, "support", "", "stats", ch, "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.DestinationID != ch || st.Received != 0 || st.Circuit.State != "closed" {
+		t.Fatalf("stats of a channel -o json: %v %s", err, r.stdout)
+	}
+	if r = e.must(exitOK, "operator", "", "stats", ch, "--window", "1h"); !strings.Contains(r.stdout, ch) || !strings.Contains(r.stdout, "channel") {
+		t.Fatalf("stats of a channel: %s", r.stdout)
+	}
+	e.must(exitNotFound, "support", "", "stats", "nch_00000000-0000-7000-8000-000000000000")
 	golden(t, n, "alerts-list", e.must(exitOK, "operator", "", "alerts", "list"))
 
 	// Delete asks first.

@@ -570,6 +570,21 @@ func (c *Client) DestinationStats(ctx context.Context, id, window string) (*Dest
 	return &out, nil
 }
 
+// ChannelStats returns a survey-watch notification channel's figures over window, in the shape
+// of a destination's (DestinationID is the channel's ID): a channel is a lane of the delivery
+// engine. It needs a support or operator key.
+func (c *Client) ChannelStats(ctx context.Context, id, window string) (*DestinationStats, error) {
+	q := url.Values{}
+	if window != "" {
+		q.Set("window", window)
+	}
+	var out DestinationStats
+	if _, err := c.call(ctx, http.MethodGet, "/v1/notification-channels/"+seg(id)+"/stats", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
