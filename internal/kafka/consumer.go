@@ -101,8 +101,11 @@ func NewConsumer(brokers []string, group, topic string, opts ConsumerOptions) *C
 }
 
 // errorsPerSecond bounds the pump's pace on errors once a burst of a full read-ahead queue is
-// spent: a guard against an error returned at once forever (kafka-go's own readers back off).
-const errorsPerSecond = 100
+// spent: a guard against an error returned at once forever (kafka-go's own readers back off,
+// each partition's sending at most ~10 a second). Above what 24 partitions' readers send during
+// an outage, so the queue does not fill behind the limiter, and a loop at this pace costs
+// little.
+const errorsPerSecond = 1000
 
 // newErrPace lets a read-ahead queue full of errors (buffer of them) drain at once.
 func newErrPace(buffer int) *rate.Limiter {
