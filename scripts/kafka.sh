@@ -272,11 +272,16 @@ checker() {
 }
 
 # await_brokers N: the cluster's metadata lists N brokers within 90 s, while our nodes still run.
+# await_brokers N I: node I itself answers, and its metadata lists N brokers, itself among them;
+# only node I's exit fails it (a node killed on purpose keeps its pid file). After a lost quorum
+# a surviving broker still lists the killed nodes, so asking any broker returned at once.
 await_brokers() {
-	local want="$1" bin out deadline=$((SECONDS + 90))
+	local want="$1" only="${2:-}" bin out boot nodes deadline=$((SECONDS + 90))
 	bin="$(checker)"
-	until out="$("$bin" -bootstrap "$(bootstrap)" -want "$want" 2>&1)"; do
-		for i in $(seq 1 "$NODES"); do
+	boot="$(bootstrap)" nodes="$(seq 1 "$NODES")"
+	if [ -n "$only" ]; then boot="127.0.0.1:$((PORT + only - 1))" nodes="$only"; fi
+	until out="$("$bin" -bootstrap "$boot" -want "$want" ${only:+-include "$only"} 2>&1)"; do
+		for i in $nodes; do
 			if ! running "$i" && [ -f "$(node_dir "$i")/pid" ]; then
 				die "node $i (pid $(pid_of "$i")) exited; last lines of $(node_dir "$i")/node.log:
 $(tail -20 "$(node_dir "$i")/node.log")"
@@ -368,10 +373,10 @@ start-node)
 	[ "$NODE" -le "$NODES" ] || die "node $NODE: the cluster has $NODES nodes"
 	[ -f "$DIR/cluster.id" ] || die "no formatted cluster in $DIR: run start first"
 	launch "$NODE"
-	# Every node that runs (others may be down on purpose) must be back in the metadata.
+	# Node NODE must answer and list every node that runs (others may be down on purpose).
 	up=0
 	for i in $(seq 1 "$NODES"); do running "$i" && up=$((up + 1)); done
-	await_brokers "$up"
+	await_brokers "$up" "$NODE"
 	;;
 stop-node)
 	[ "$NODE" -le "$NODES" ] || die "node $NODE: the cluster has $NODES nodes"

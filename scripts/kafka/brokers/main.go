@@ -1,7 +1,9 @@
 // Command brokers asks a Kafka cluster for its metadata and exits 0 once it lists at least
-// -want brokers; scripts/kafka.sh uses it to wait until every node has registered.
+// -want brokers (and, with -include, broker I among them); scripts/kafka.sh uses it to wait until
+// every node has registered, and after start-node I until node I answers and lists itself.
 //
 //	go run ./scripts/kafka/brokers -bootstrap 127.0.0.1:19092,127.0.0.1:19093 -want 3 -within 60s
+//	go run ./scripts/kafka/brokers -bootstrap 127.0.0.1:19092 -want 3 -include 1
 package main
 
 import (
@@ -20,6 +22,7 @@ func main() {
 	bootstrap := flag.String("bootstrap", "", "host:port of the brokers, comma separated")
 	want := flag.Int("want", 1, "how many brokers the metadata must list")
 	within := flag.Duration("within", 0, "keep asking this long (0: ask once)")
+	include := flag.Int("include", 0, "a broker ID the metadata must list (0: any)")
 	flag.Parse()
 	addrs := strings.Split(*bootstrap, ",")
 	if *bootstrap == "" || *want < 1 {
@@ -29,7 +32,7 @@ func main() {
 	deadline := time.Now().Add(*within)
 	for {
 		ids, err := brokerIDs(addrs)
-		if err == nil && len(ids) >= *want {
+		if err == nil && len(ids) >= *want && (*include == 0 || slices.Contains(ids, *include)) {
 			fmt.Printf("brokers %v\n", ids)
 			return
 		}
@@ -37,7 +40,7 @@ func main() {
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "brokers: %v\n", err)
 			} else {
-				fmt.Fprintf(os.Stderr, "brokers: metadata lists %v, want %d brokers\n", ids, *want)
+				fmt.Fprintf(os.Stderr, "brokers: metadata lists %v, want %d brokers (including %d; 0: any)\n", ids, *want, *include)
 			}
 			os.Exit(1)
 		}
