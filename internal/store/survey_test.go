@@ -130,7 +130,10 @@ func testSurveyReadSnapshot(t *testing.T, db *DB) {
 		default:
 		}
 		for _, get := range []func() ([]survey.Connection, error){
-			func() ([]survey.Connection, error) { c, err := db.GetSurveyConnection(ctx, "svc_1"); return []survey.Connection{c}, err },
+			func() ([]survey.Connection, error) {
+				c, err := db.GetSurveyConnection(ctx, "svc_1")
+				return []survey.Connection{c}, err
+			},
 			func() ([]survey.Connection, error) { return db.ListSurveyConnections(ctx) },
 		} {
 			cs, err := get()
