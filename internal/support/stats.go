@@ -47,10 +47,8 @@ type StatsView struct {
 
 func (h *Handlers) stats(c *gin.Context) {
 	ctx := c.Request.Context()
-	window := c.DefaultQuery("window", "24h")
-	span, ok := windows[window]
+	window, span, ok := statsWindow(c)
 	if !ok {
-		api.Fail(c, fault.New(fault.Invalid, "query.window", "invalid_window", "window must be one of 1h, 24h or 7d"))
 		return
 	}
 	d, err := h.Store.GetDestination(ctx, c.Param("id"), false)
@@ -70,10 +68,8 @@ type ChannelLookup interface {
 // channelStats answers GET /v1/notification-channels/{id}/stats: a channel's figures, as a
 // destination's (destinationId is the channel's ID; a channel is never paused).
 func (h *Handlers) channelStats(c *gin.Context) {
-	window := c.DefaultQuery("window", "24h")
-	span, ok := windows[window]
+	window, span, ok := statsWindow(c)
 	if !ok {
-		api.Fail(c, fault.New(fault.Invalid, "query.window", "invalid_window", "window must be one of 1h, 24h or 7d"))
 		return
 	}
 	if h.Channels == nil {
@@ -86,6 +82,17 @@ func (h *Handlers) channelStats(c *gin.Context) {
 		return
 	}
 	h.writeStats(c, ch.ID, false, window, span)
+}
+
+// statsWindow reads ?window= of a stats request (default 24h); it answers 422 and returns false
+// when the window is not one of windows.
+func statsWindow(c *gin.Context) (string, time.Duration, bool) {
+	window := c.DefaultQuery("window", "24h")
+	span, ok := windows[window]
+	if !ok {
+		api.Fail(c, fault.New(fault.Invalid, "query.window", "invalid_window", "window must be one of 1h, 24h or 7d"))
+	}
+	return window, span, ok
 }
 
 // writeStats answers with the figures of lane id (a destination or a channel).

@@ -559,27 +559,24 @@ func (c *Client) ReplayDeadLetters(ctx context.Context, req ReplayRequest) (*Rep
 // DestinationStats returns a destination's figures over window (Window1h, Window24h or
 // Window7d; "" is the server's default, 24h). It needs a support or operator key.
 func (c *Client) DestinationStats(ctx context.Context, id, window string) (*DestinationStats, error) {
-	q := url.Values{}
-	if window != "" {
-		q.Set("window", window)
-	}
-	var out DestinationStats
-	if _, err := c.call(ctx, http.MethodGet, "/v1/destinations/"+seg(id)+"/stats", q, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return c.laneStats(ctx, "/v1/destinations/"+seg(id)+"/stats", window)
 }
 
 // ChannelStats returns a survey-watch notification channel's figures over window, in the shape
 // of a destination's (DestinationID is the channel's ID): a channel is a lane of the delivery
 // engine. It needs a support or operator key.
 func (c *Client) ChannelStats(ctx context.Context, id, window string) (*DestinationStats, error) {
+	return c.laneStats(ctx, "/v1/notification-channels/"+seg(id)+"/stats", window)
+}
+
+// laneStats GETs the figures of a lane of the delivery engine (a destination or a channel) at path.
+func (c *Client) laneStats(ctx context.Context, path, window string) (*DestinationStats, error) {
 	q := url.Values{}
 	if window != "" {
 		q.Set("window", window)
 	}
 	var out DestinationStats
-	if _, err := c.call(ctx, http.MethodGet, "/v1/notification-channels/"+seg(id)+"/stats", q, nil, &out); err != nil {
+	if _, err := c.call(ctx, http.MethodGet, path, q, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
