@@ -166,10 +166,22 @@ func (a *App) prepareKafka(ctx context.Context) error {
 		{Name: a.cfg.ProfileTopic, Partitions: a.cfg.Partitions, ReplicationFactor: a.cfg.ReplicationFactor},
 		{Name: a.cfg.DeliveryTopic, Partitions: a.cfg.Partitions, ReplicationFactor: a.cfg.ReplicationFactor},
 	}
-	return waitFor(ctx, a.log, "Kafka at "+strings.Join(a.brokers, ","), func(ctx context.Context) error {
+	var created []string // over every try: a try may create one topic and fail on the other
+	err := waitFor(ctx, a.log, "Kafka at "+strings.Join(a.brokers, ","), func(ctx context.Context) error {
 		if err := kafka.Ping(ctx, a.brokers); err != nil {
 			return err // names the dial error, which CreateTopics hides behind "Broker Not Available"
 		}
-		return kafka.EnsureTopics(ctx, a.brokers, topics...)
+		c, err := kafka.EnsureTopics(ctx, a.brokers, topics...)
+		created = append(created, c...)
+		return err
+	})
+	if err != nil || len(created) == 0 {
+		return err
+	}
+	// Topics this process just created: every broker must know their leaders before the first
+	// profile is accepted, or the first requests answer 503 (kafka.AwaitLeaders).
+	a.log.Info("created Kafka topics; waiting until every broker leads them", zap.Strings("topics", created))
+	return waitFor(ctx, a.log, "the leaders of the new topics on every broker", func(ctx context.Context) error {
+		return kafka.AwaitLeaders(ctx, a.brokers, created...)
 	})
 }

@@ -77,16 +77,10 @@ func clusterNodeOn(t *testing.T, e *env, c *kafkaCluster, nodeName, dbURL, name,
 		ids = append(ids, id)
 	}
 	for _, topic := range []string{e.profileTopic(), e.deliveryTopic()} {
-		// A broker learns of a new topic a moment after the controller created it: ask until
-		// the one answering knows it.
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			rf, err := c.replicationFactor(topic)
-			if err == nil && rf == 3 {
-				break
-			}
-			if err == nil || time.Now().After(deadline) {
-				fatalf(t, "topic %s: replication factor %d (%v), want 3", topic, rf, err)
-			}
+		// The node created its topics and became ready only once every broker led them
+		// (kafka.AwaitLeaders): whichever broker is asked knows them.
+		if rf, err := c.replicationFactor(topic); err != nil || rf != 3 {
+			fatalf(t, "topic %s: replication factor %d (%v), want 3", topic, rf, err)
 		}
 	}
 	return n, ids, wfOf

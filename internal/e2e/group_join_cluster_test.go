@@ -29,7 +29,7 @@ func TestClusterMemberJoinsDuringRebalance(t *testing.T) {
 	const partitions = 6
 	topic := "e2e.member-joins." + randomHex(4)
 	ctx := context.Background()
-	if err := kafka.EnsureTopics(ctx, c.brokers, kafka.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 3}); err != nil {
+	if _, err := kafka.EnsureTopics(ctx, c.brokers, kafka.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 3}); err != nil {
 		fatal(t, err)
 	}
 	p := kafka.NewProducer(c.brokers, topic, kafka.ProducerOptions{})

@@ -39,7 +39,7 @@ func embeddedBroker(t *testing.T) (*Embedded, context.Context) {
 // a record produced 50–250 ms into one would wait 250–450 ms per hop.
 func TestHeldFetchIsAnsweredWhenARecordArrives(t *testing.T) {
 	e, ctx := embeddedBroker(t)
-	if err := EnsureTopics(ctx, e.Addrs(), TopicSpec{Name: "in", Partitions: 4, ReplicationFactor: 1}, TopicSpec{Name: "out", Partitions: 4, ReplicationFactor: 1}); err != nil {
+	if _, err := EnsureTopics(ctx, e.Addrs(), TopicSpec{Name: "in", Partitions: 4, ReplicationFactor: 1}, TopicSpec{Name: "out", Partitions: 4, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	const wait = 1500 * time.Millisecond

@@ -72,7 +72,7 @@ func TestConsumerReadsATopicThatAppearsAfterItsGroupFormed(t *testing.T) {
 		t.Fatal("the first generation never read the topic's partitions")
 	}
 
-	if err := EnsureTopics(ctx, e.Addrs(), TopicSpec{Name: "late", Partitions: 2, ReplicationFactor: 1}); err != nil {
+	if _, err := EnsureTopics(ctx, e.Addrs(), TopicSpec{Name: "late", Partitions: 2, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	p := NewProducer(e.Addrs(), "late", ProducerOptions{})
@@ -99,7 +99,7 @@ func TestConsumerReadsATopicThatAppearsAfterItsGroupFormed(t *testing.T) {
 func TestGroupLeaderAssignsPartitionsItsCoordinatorMissed(t *testing.T) {
 	e, ctx := embeddedBroker(t)
 	const topic, partitions = "missed", 4
-	if err := EnsureTopics(ctx, e.Addrs(), TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 1}); err != nil {
+	if _, err := EnsureTopics(ctx, e.Addrs(), TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	p := NewProducer(e.Addrs(), topic, ProducerOptions{})

@@ -41,28 +41,6 @@ func (e *Embedded) Addrs() []string { return e.cluster.ListenAddrs() }
 // Close stops the broker.
 func (e *Embedded) Close() { e.cluster.Close() }
 
-// EnsureTopics creates the topics that do not exist yet; existing ones are left as they are.
-func EnsureTopics(ctx context.Context, brokers []string, topics ...TopicSpec) error {
-	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second}
-	req := &kafkago.CreateTopicsRequest{}
-	for _, t := range topics {
-		req.Topics = append(req.Topics, kafkago.TopicConfig{
-			Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor,
-		})
-	}
-	resp, err := client.CreateTopics(ctx, req)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	var errs []error
-	for name, terr := range resp.Errors {
-		if terr != nil && !errors.Is(terr, kafkago.TopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("create topic %s: %w", name, terr))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // Ping dials the brokers afresh (no cached connection or metadata) and asks one for the
 // cluster's brokers: it succeeds only when a broker really answers now.
 func Ping(ctx context.Context, brokers []string) error {

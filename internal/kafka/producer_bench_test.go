@@ -28,7 +28,7 @@ func BenchmarkPublishConcurrent(b *testing.B) {
 		}
 		defer c.Close()
 		brokers = c.ListenAddrs()
-	} else if err := EnsureTopics(context.Background(), brokers, TopicSpec{Name: topic, Partitions: 12, ReplicationFactor: 1}); err != nil {
+	} else if _, err := EnsureTopics(context.Background(), brokers, TopicSpec{Name: topic, Partitions: 12, ReplicationFactor: 1}); err != nil {
 		b.Fatal(err)
 	}
 	p := NewProducer(brokers, topic, ProducerOptions{})
