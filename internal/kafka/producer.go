@@ -31,9 +31,11 @@ var ErrUnavailable = errors.New("kafka unavailable")
 // the deadline passed may or may not have been written (Unknown is true).
 type Producer struct {
 	topic string
-	// brokers are the configured bootstrap brokers; addr is the list the transport uses now
-	// (all of them, or those that answered: producer_bootstrap.go), set by the flusher only.
+	// brokers are the configured bootstrap brokers; current is the list the transport uses now
+	// (all of them, or those that answered: producer_bootstrap.go) and addr the same as an
+	// address, both set by the flusher only.
 	brokers    []string
+	current    []string
 	addr       net.Addr
 	brokerAddr map[int32]string // node ID → host:port, from the last metadata read
 	skip       map[string]bool  // brokers left out of addr (they did not answer)
@@ -94,6 +96,7 @@ func NewProducer(brokers []string, topic string, opts ProducerOptions) *Producer
 	p := &Producer{
 		topic:   topic,
 		brokers: brokers,
+		current: brokers,
 		addr:    kafkago.TCP(brokers...),
 		tr:      &kafkago.Transport{},
 		opts:    opts,

@@ -31,17 +31,35 @@ func (p *Producer) rememberBrokers(m *metadataAPI.Response) {
 }
 
 // avoid starts a fresh transport pool whose bootstrap list is the configured brokers without
-// the given (unanswering) leaders; nil keeps the brokers left out last time. When that would
-// leave none, every configured broker is used.
+// the given (unanswering) leaders. When that would leave none, every configured broker is used.
 func (p *Producer) avoid(leaders map[int32]bool) {
-	if leaders != nil {
-		p.skip = make(map[string]bool, len(leaders))
-		for id := range leaders {
-			if addr, ok := p.brokerAddr[id]; ok {
-				p.skip[addr] = true
-			}
+	p.skip = make(map[string]bool, len(leaders))
+	for id := range leaders {
+		if addr, ok := p.brokerAddr[id]; ok {
+			p.skip[addr] = true
 		}
 	}
+	p.bootstrap()
+}
+
+// avoidBootstrap starts a fresh transport pool after the brokers of the current bootstrap list
+// gave no metadata (refused, reset, stalled): the list becomes the configured brokers left out
+// of it, or all of them when none were. Keeping the list instead would pin a producer whose list
+// was narrowed to the one broker that answered last time to that broker after it died: every
+// publish would fail at the metadata read until the broker is back (the CI run of 2026-12-03,
+// TestClusterLeaderKilled: the other two had been left out while they waited for the killed
+// broker's acks, and 104 requests answered 503 after the new leaders were elected).
+func (p *Producer) avoidBootstrap() {
+	p.skip = make(map[string]bool, len(p.current))
+	for _, b := range p.current {
+		p.skip[b] = true
+	}
+	p.bootstrap()
+}
+
+// bootstrap sets the transport's bootstrap list to the configured brokers not in p.skip (all of
+// them when that leaves none) and drops the old pools and their cached metadata.
+func (p *Producer) bootstrap() {
 	var keep []string
 	for _, b := range p.brokers {
 		if !p.skip[b] {
@@ -51,6 +69,7 @@ func (p *Producer) avoid(leaders map[int32]bool) {
 	if len(keep) == 0 {
 		keep = p.brokers
 	}
+	p.current = keep
 	p.addr = kafkago.TCP(keep...)
-	p.tr.CloseIdleConnections() // the old pools and their cached metadata
+	p.tr.CloseIdleConnections()
 }

@@ -29,17 +29,20 @@ func (p *Producer) flush(batch []*pubReq) {
 	defer cancel()
 
 	parts, err := p.assign(ctx, batch)
+	if metadataFailed(ctx, err) {
+		// The transport's pool holds a failed metadata read (its bootstrap brokers did not
+		// answer) and would serve that error for up to ~6 s: ask the other brokers, now.
+		p.avoidBootstrap()
+		if parts, err = p.assign(ctx, batch); metadataFailed(ctx, err) {
+			p.avoidBootstrap() // the next flush starts from the brokers not asked this time
+		}
+	}
 	if err == nil && p.suspect {
 		if err = p.probe(ctx); err == nil {
 			p.suspect = false
 		}
 	}
 	if err != nil {
-		if merr := (*metadataError)(nil); errors.As(err, &merr) && ctx.Err() == nil {
-			// The transport's pool holds a failed metadata read (its bootstrap broker did not
-			// answer) and would serve that error for up to ~6 s: start another.
-			p.avoid(nil)
-		}
 		// Nothing was sent: metadata alone failed.
 		for _, r := range batch {
 			r.finish(&PublishError{Err: fmt.Errorf("%w: %w", ErrUnavailable, err)})
@@ -90,6 +93,13 @@ func (p *Producer) flush(batch []*pubReq) {
 			r.finish(nil)
 		}
 	}
+}
+
+// metadataFailed reports whether err is a failed metadata read of the transport with time left
+// to ask elsewhere.
+func metadataFailed(ctx context.Context, err error) bool {
+	var merr *metadataError
+	return errors.As(err, &merr) && ctx.Err() == nil
 }
 
 // probe asks the cluster for its API versions, on a connection of the transport's: it

@@ -24,6 +24,10 @@ type gate struct {
 	cond    *sync.Cond
 	frozen  bool
 	arrived int // bytes that arrived while frozen
+	// ln and conns are the broker's listener and the connections it accepted: kill closes them
+	// all, as SIGKILL does (a dial is then refused).
+	ln    net.Listener
+	conns []net.Conn
 }
 
 type gatedListener struct {
@@ -37,6 +41,9 @@ func (l gatedListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	gc := &gatedConn{Conn: c, g: l.g}
+	l.g.mu.Lock()
+	l.g.conns = append(l.g.conns, c)
+	l.g.mu.Unlock()
 	go gc.pump()
 	return gc, nil
 }
@@ -96,23 +103,68 @@ func (g *gate) set(frozen bool) {
 	g.mu.Unlock()
 }
 
-func startGatedBroker(t *testing.T, topic string, partitions int) (*kfake.Cluster, *gate) {
-	t.Helper()
-	g := &gate{}
+// kill closes the broker's listener and every connection it accepted: a dial to it is refused
+// from now on, and what was on the wire is lost with the connection.
+func (g *gate) kill() {
+	g.mu.Lock()
+	conns := g.conns
+	g.conns = nil
+	g.mu.Unlock()
+	g.ln.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func newGate(l net.Listener) *gate {
+	g := &gate{ln: l}
 	g.cond = sync.NewCond(&g.mu)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topic),
+	return g
+}
+
+// startGatedCluster starts a kfake cluster of brokers, each behind its own gate; gateOf(node)
+// is the gate of a node ID.
+func startGatedCluster(t *testing.T, brokers int, topic string, partitions int) (c *kfake.Cluster, gateOf func(node int32) *gate) {
+	t.Helper()
+	gates := map[string]*gate{}
+	var mu sync.Mutex
+	c, err := kfake.NewCluster(kfake.NumBrokers(brokers), kfake.SeedTopics(int32(partitions), topic),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			l, err := net.Listen(network, "127.0.0.1:0")
 			if err != nil {
 				return nil, err
 			}
+			g := newGate(l)
+			mu.Lock()
+			gates[l.Addr().String()] = g
+			mu.Unlock()
 			return gatedListener{l, g}, nil
 		}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { g.set(false); c.Close() })
-	return c, g
+	t.Cleanup(func() {
+		for _, g := range gates {
+			g.set(false)
+		}
+		c.Close()
+	})
+	addrs := c.ListenAddrs()
+	return c, func(node int32) *gate {
+		mu.Lock()
+		defer mu.Unlock()
+		g := gates[addrs[node]]
+		if g == nil {
+			t.Fatalf("no gate for node %d (%v)", node, addrs)
+		}
+		return g
+	}
+}
+
+func startGatedBroker(t *testing.T, topic string, partitions int) (*kfake.Cluster, *gate) {
+	t.Helper()
+	c, gateOf := startGatedCluster(t, 1, topic, partitions)
+	return c, gateOf(0)
 }
 
 func msg(key string) []queue.Message {
