@@ -38,7 +38,6 @@ type Producer struct {
 	current    []string
 	addr       net.Addr
 	brokerAddr map[int32]string // node ID → host:port, from the last metadata read
-	skip       map[string]bool  // brokers left out of addr (they did not answer)
 	// tr is the producer's own transport: forgetting its cached metadata (staleMetadata) then
 	// touches no other client.
 	tr   *kafkago.Transport

@@ -33,13 +33,13 @@ func (p *Producer) rememberBrokers(m *metadataAPI.Response) {
 // avoid starts a fresh transport pool whose bootstrap list is the configured brokers without
 // the given (unanswering) leaders. When that would leave none, every configured broker is used.
 func (p *Producer) avoid(leaders map[int32]bool) {
-	p.skip = make(map[string]bool, len(leaders))
+	skip := make(map[string]bool, len(leaders))
 	for id := range leaders {
 		if addr, ok := p.brokerAddr[id]; ok {
-			p.skip[addr] = true
+			skip[addr] = true
 		}
 	}
-	p.bootstrap()
+	p.bootstrap(skip)
 }
 
 // avoidBootstrap starts a fresh transport pool after the brokers of the current bootstrap list
@@ -50,19 +50,19 @@ func (p *Producer) avoid(leaders map[int32]bool) {
 // TestClusterLeaderKilled: the other two had been left out while they waited for the killed
 // broker's acks, and 104 requests answered 503 after the new leaders were elected).
 func (p *Producer) avoidBootstrap() {
-	p.skip = make(map[string]bool, len(p.current))
+	skip := make(map[string]bool, len(p.current))
 	for _, b := range p.current {
-		p.skip[b] = true
+		skip[b] = true
 	}
-	p.bootstrap()
+	p.bootstrap(skip)
 }
 
-// bootstrap sets the transport's bootstrap list to the configured brokers not in p.skip (all of
+// bootstrap sets the transport's bootstrap list to the configured brokers not in skip (all of
 // them when that leaves none) and drops the old pools and their cached metadata.
-func (p *Producer) bootstrap() {
+func (p *Producer) bootstrap(skip map[string]bool) {
 	var keep []string
 	for _, b := range p.brokers {
-		if !p.skip[b] {
+		if !skip[b] {
 			keep = append(keep, b)
 		}
 	}
