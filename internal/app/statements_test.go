@@ -18,15 +18,15 @@ import (
 // Store statements per delivery on SQLite, counted at the database/sql driver (a storefault
 // injector without rules): a regression guard for issue #12 that is not a timing test. The
 // status store is on every delivery's path — the router records the update and its pending
-// delivery, the dispatcher looks up already-finished jobs and records the outcome and the
-// attempt — and its statements were most of qgate's CPU on SQLite. The bounds are today's
+// delivery, the dispatcher looks up already-finished jobs and records the outcome (with its
+// attempt when that delivered at the first try; other attempts are rows of their own) — and its statements were most of qgate's CPU on SQLite. The bounds are today's
 // counts; lower them as the store leaves the hot path, never raise them without a reason.
 //
 // Only statements on the delivery tables (updates, deliveries, attempts) count as the hot path;
 // the rest (registry refresh, claims, park and outbox polling) run on timers, whatever the
 // traffic, and are logged but not bounded here.
 const (
-	maxWritesPerDelivery = 4.0  // update row, pending row, outcome upsert, attempt row
+	maxWritesPerDelivery = 3.0  // update row, pending row, outcome upsert (a first attempt that delivers is on its row: no attempts row)
 	maxReadsPerDelivery  = 0.05 // Finished, once per polled batch of jobs
 	// Transactions (all of them, timers' included): the status writer batches, so a quiet
 	// machine sees about one per delivery at most; 4 would be one per statement.

@@ -10,7 +10,7 @@ type Stats struct {
 	ExcludedByReason     map[string]int64 `json:"excludedByReason"`
 	DeadLetteredByReason map[string]int64 `json:"deadLetteredByReason"`
 	// AttemptLatency is the POST round trip of successful attempts; EndToEnd is ingest
-	// acknowledgement to  Both over the latest LatencySample deliveries of the window.
+	// acknowledgement to delivery. Both over the latest LatencySample deliveries of the window.
 	AttemptLatency Percentiles `json:"attemptLatencyMs"`
 	EndToEnd       Percentiles `json:"endToEndLatencyMs"`
 	// Backlog counts the destination's deliveries not yet finished (pending or retrying, any

@@ -141,10 +141,17 @@ WHERE d.destination_id = $1 AND d.updated_at >= $2 AND a.at >= $2 AND a.status_c
 	case !errors.Is(err, sql.ErrNoRows):
 		return sig, fmt.Errorf("auth failures: %w", err)
 	}
-	var ok sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT MAX(a.at) FROM attempts a JOIN deliveries d ON d.delivery_id = a.delivery_id
-WHERE d.destination_id = $1 AND d.updated_at >= $2 AND a.at >= $2 AND a.outcome = 'delivered'`, destID, since).Scan(&ok); err != nil {
+	// Delivered attempts: attempts rows, and first attempts kept on their delivery's row.
+	var ok, okFirst sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT
+    (SELECT MAX(a.at) FROM attempts a JOIN deliveries d ON d.delivery_id = a.delivery_id
+     WHERE d.destination_id = $1 AND d.updated_at >= $2 AND a.at >= $2 AND a.outcome = 'delivered'),
+    (SELECT MAX(first_attempt_at) FROM deliveries WHERE destination_id = $1 AND updated_at >= $2 AND first_attempt_at >= $2)`,
+		destID, since).Scan(&ok, &okFirst); err != nil {
 		return sig, fmt.Errorf("last success: %w", err)
+	}
+	if okFirst.Valid && (!ok.Valid || okFirst.Int64 > ok.Int64) {
+		ok = okFirst
 	}
 	if ok.Valid {
 		sig.LastSuccess = fromMS(ok.Int64)
@@ -166,13 +173,15 @@ func (s *DB) DeadLettersSince(ctx context.Context, destID string, since time.Tim
 	return n, err
 }
 
-// AttemptsSince counts the destination's attempts since, and those that did not deliver.
+// AttemptsSince counts the destination's attempts since, and those that did not deliver: the
+// attempts rows, and the first attempts kept on their delivery's row (all delivered).
 func (s *DB) AttemptsSince(ctx context.Context, destID string, since time.Time) (int, int, error) {
-	var total, failed int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.outcome = 'delivered' THEN 0 ELSE 1 END), 0)
+	var rows, failed, first int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.outcome = 'delivered' THEN 0 ELSE 1 END), 0),
+    (SELECT COUNT(*) FROM deliveries WHERE destination_id = $1 AND updated_at >= $2 AND first_attempt_at >= $2)
 FROM attempts a JOIN deliveries d ON d.delivery_id = a.delivery_id
-WHERE d.destination_id = $1 AND d.updated_at >= $2 AND a.at >= $2`, destID, ms(since)).Scan(&total, &failed)
-	return total, failed, err
+WHERE d.destination_id = $1 AND d.updated_at >= $2 AND a.at >= $2`, destID, ms(since)).Scan(&rows, &failed, &first)
+	return rows + first, failed, err
 }
 
 func insertAlert(ctx context.Context, tx *sql.Tx, a *alert.Alert) error {

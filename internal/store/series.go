@@ -41,11 +41,16 @@ func (s *DB) DestinationSeries(ctx context.Context, destID string, since, until 
 	}
 
 	// Attempts: an attempt at >= since means its delivery changed at or after it, so the
-	// (destination_id, updated_at) index narrows the deliveries first.
-	rows, err := s.db.QueryContext(ctx, `SELECT a.at, a.outcome, a.latency_ms FROM deliveries d
-JOIN attempts a ON a.delivery_id = d.delivery_id
-WHERE d.destination_id = $1 AND d.updated_at >= $2 AND a.at >= $2 AND a.at < $3
-ORDER BY a.at DESC LIMIT $4`, destID, ms(since), ms(until), SeriesSample+1)
+	// (destination_id, updated_at) index narrows the deliveries first. The attempts rows, and
+	// the first attempts kept on their delivery's row (delivered: onDeliveryRow).
+	rows, err := s.db.QueryContext(ctx, `SELECT at, outcome, latency_ms FROM (
+    SELECT a.at AS at, a.outcome AS outcome, a.latency_ms AS latency_ms FROM deliveries d
+    JOIN attempts a ON a.delivery_id = d.delivery_id
+    WHERE d.destination_id = $1 AND d.updated_at >= $2 AND a.at >= $2 AND a.at < $3
+    UNION ALL
+    SELECT first_attempt_at, 'delivered', first_latency_ms FROM deliveries
+    WHERE destination_id = $1 AND updated_at >= $2 AND first_attempt_at >= $2 AND first_attempt_at < $3
+) t ORDER BY at DESC LIMIT $4`, destID, ms(since), ms(until), SeriesSample+1)
 	if err != nil {
 		return out, fmt.Errorf("destination series: attempts: %w", err)
 	}

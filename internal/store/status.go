@@ -92,7 +92,8 @@ func (s *DB) GetDelivery(ctx context.Context, deliveryID string) (delivery.Recor
 // records loads deliveries matching where (over alias d) and their attempts, through q (a
 // snapshot: see readSnapshot).
 func records(ctx context.Context, q querier, where string, args ...any) ([]delivery.Record, error) {
-	rows, err := q.QueryContext(ctx, `SELECT d.delivery_id, d.update_id, d.destination_id, d.status, d.reason, d.created_at, d.updated_at, d.next_attempt_at FROM deliveries d `+where, args...)
+	rows, err := q.QueryContext(ctx, `SELECT d.delivery_id, d.update_id, d.destination_id, d.status, d.reason, d.created_at, d.updated_at, d.next_attempt_at,
+    d.first_attempt_at, d.first_status_code, d.first_latency_ms, d.first_reason FROM deliveries d `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query deliveries: %w", err)
 	}
@@ -102,13 +103,20 @@ func records(ctx context.Context, q querier, where string, args ...any) ([]deliv
 		var r delivery.Record
 		var status string
 		var created, updated int64
-		var next sql.NullInt64
-		if err := rows.Scan(&r.DeliveryID, &r.UpdateID, &r.DestinationID, &status, &r.Reason, &created, &updated, &next); err != nil {
+		var next, firstAt, firstCode sql.NullInt64
+		var firstLatency sql.NullFloat64
+		var firstReason sql.NullString
+		if err := rows.Scan(&r.DeliveryID, &r.UpdateID, &r.DestinationID, &status, &r.Reason, &created, &updated, &next,
+			&firstAt, &firstCode, &firstLatency, &firstReason); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		r.Status, r.CreatedAt, r.UpdatedAt, r.NextAttemptAt = delivery.Status(status), fromMS(created), fromMS(updated), fromNullMS(next)
 		r.Attempts = []delivery.Attempt{}
+		if firstAt.Valid { // delivered at its first attempt, kept on the row (onDeliveryRow)
+			r.Attempts = append(r.Attempts, delivery.Attempt{N: 1, At: fromMS(firstAt.Int64), StatusCode: int(firstCode.Int64),
+				LatencyMS: firstLatency.Float64, Outcome: firstAttemptOutcome, Reason: firstReason.String})
+		}
 		index[r.DeliveryID] = len(out)
 		out = append(out, r)
 	}

@@ -25,14 +25,15 @@ import (
 //     one statement, and events of one delivery must apply in order. A repeated delivery starts a
 //     new run; runs, and chunks within a run, are applied in order.
 
-// maxChunkRows bounds the rows of one statement (11 parameters each for deliveries: far below
+// maxChunkRows bounds the rows of one statement (15 parameters each for deliveries: far below
 // the parameter limits of both dialects).
 const maxChunkRows = 256
 
 const insertUpdatesHead = `INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) VALUES `
 
 const upsertDeliveriesHead = `INSERT INTO deliveries
-    (delivery_id, update_id, destination_id, status, reason, attempts, created_at, updated_at, next_attempt_at, email_hash, external_id_hash, payload)
+    (delivery_id, update_id, destination_id, status, reason, attempts, created_at, updated_at, next_attempt_at, email_hash, external_id_hash, payload,
+     first_attempt_at, first_status_code, first_latency_ms, first_reason)
 VALUES `
 
 const upsertDeliveriesTail = `
@@ -42,7 +43,11 @@ ON CONFLICT (delivery_id) DO UPDATE SET
     attempts = CASE WHEN excluded.attempts > deliveries.attempts THEN excluded.attempts ELSE deliveries.attempts END,
     updated_at = excluded.updated_at,
     next_attempt_at = excluded.next_attempt_at,
-    payload = COALESCE(excluded.payload, deliveries.payload)
+    payload = COALESCE(excluded.payload, deliveries.payload),
+    first_attempt_at = COALESCE(deliveries.first_attempt_at, excluded.first_attempt_at),
+    first_status_code = COALESCE(deliveries.first_status_code, excluded.first_status_code),
+    first_latency_ms = COALESCE(deliveries.first_latency_ms, excluded.first_latency_ms),
+    first_reason = COALESCE(deliveries.first_reason, excluded.first_reason)
 WHERE excluded.status <> 'pending'
   AND NOT (deliveries.status IN ('delivered', 'dead_lettered', 'excluded')
            AND excluded.status NOT IN ('delivered', 'dead_lettered', 'excluded'))`
@@ -52,7 +57,7 @@ const insertAttemptsHead = `INSERT INTO attempts (delivery_id, n, at, status_cod
 // Per-row parameter patterns: the parameter (1-based within the row) of each column.
 var (
 	updateParams   = []int{1, 2, 3, 4, 5}
-	deliveryParams = []int{1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11} // created_at = updated_at = the event's time
+	deliveryParams = []int{1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15} // created_at = updated_at = the event's time
 	attemptParams  = []int{1, 2, 3, 4, 5, 6, 7, 8}
 )
 
@@ -114,6 +119,17 @@ func (w *rowWriter) insertUpdates(ctx context.Context, ups []delivery.Update) er
 	return nil
 }
 
+// onDeliveryRow reports whether e's attempt is kept on its delivery's row (first_* columns)
+// instead of an attempts row: a delivery delivered at its first attempt, the common case, then
+// costs one row instead of two (issue #12). Every other attempt is an attempts row; readers
+// take both (attemptsOf, and the attempt queries of alerts.go, series.go and support.go).
+func onDeliveryRow(e delivery.Event) bool {
+	return e.Attempt != nil && e.Attempt.N == 1 && e.Status == delivery.Delivered && e.Attempt.Outcome == firstAttemptOutcome && e.Attempt.Error == ""
+}
+
+// firstAttemptOutcome is the outcome of an attempt kept on its delivery's row.
+const firstAttemptOutcome = "delivered"
+
 // applyEvents upserts each event's delivery and records its attempt, in event order.
 func (w *rowWriter) applyEvents(ctx context.Context, events []delivery.Event) error {
 	runs := [][]delivery.Event{events}
@@ -123,7 +139,7 @@ func (w *rowWriter) applyEvents(ctx context.Context, events []delivery.Event) er
 	for _, run := range runs {
 		for _, c := range chunks(len(run), w.maxRows) {
 			part := run[c[0]:c[1]]
-			dargs := make([]any, 0, 11*len(part))
+			dargs := make([]any, 0, 15*len(part))
 			var aargs []any
 			for _, e := range part {
 				n := 0
@@ -140,11 +156,17 @@ func (w *rowWriter) applyEvents(ctx context.Context, events []delivery.Event) er
 				}
 				dargs = append(dargs, e.DeliveryID, e.UpdateID, e.DestinationID, cleanText(string(e.Status)), cleanText(e.Reason), n, ms(e.At), next,
 					nullString(e.EmailHash), nullString(e.ExternalIDHash), payload)
+				if onDeliveryRow(e) {
+					a := e.Attempt
+					dargs = append(dargs, ms(a.At), a.StatusCode, a.LatencyMS, cleanText(a.Reason))
+					continue
+				}
+				dargs = append(dargs, nil, nil, nil, nil)
 				if a := e.Attempt; a != nil {
 					aargs = append(aargs, e.DeliveryID, a.N, ms(a.At), a.StatusCode, a.LatencyMS, cleanText(a.Outcome), cleanText(a.Reason), cleanText(a.Error))
 				}
 			}
-			if err := w.exec(ctx, upsertDeliveriesHead+values(len(part), deliveryParams, 11)+upsertDeliveriesTail, dargs...); err != nil {
+			if err := w.exec(ctx, upsertDeliveriesHead+values(len(part), deliveryParams, 15)+upsertDeliveriesTail, dargs...); err != nil {
 				return fmt.Errorf("upsert deliveries: %w", err)
 			}
 			// Attempts of one chunk may need more than one statement (chunks of powers of two).

@@ -143,6 +143,7 @@ func suite(t *testing.T, b backend) {
 	t.Run("destinations", func(t *testing.T) { testDestinations(t, b.open(t)) })
 	t.Run("apply", func(t *testing.T) { testApply(t, b.open(t)) })
 	t.Run("upsert rules", func(t *testing.T) { testUpsertRules(t, b.open(t)) })
+	t.Run("first attempt on the delivery row", func(t *testing.T) { testFirstAttemptOnRow(t, b.open(t)) })
 	t.Run("batch equivalence", func(t *testing.T) { testBatchEquivalence(t, b.open(t)) })
 	t.Run("status writer", func(t *testing.T) { testStatusWriter(t, b.open(t)) })
 	t.Run("prune", func(t *testing.T) { testPrune(t, b.open(t)) })

@@ -74,10 +74,12 @@ WHERE destination_id = $1 AND updated_at >= $2 AND created_at >= $2 GROUP BY sta
 		return st, err
 	}
 
-	rows, err = s.db.QueryContext(ctx, `SELECT a.latency_ms, d.updated_at - u.received_at FROM deliveries d
-JOIN attempts a ON a.delivery_id = d.delivery_id AND a.n = d.attempts
+	// The delivering attempt's latency: on the delivery's row when it was the first
+	// (onDeliveryRow), else its attempts row.
+	rows, err = s.db.QueryContext(ctx, `SELECT COALESCE(d.first_latency_ms, a.latency_ms), d.updated_at - u.received_at FROM deliveries d
+LEFT JOIN attempts a ON a.delivery_id = d.delivery_id AND a.n = d.attempts AND d.first_latency_ms IS NULL
 JOIN updates u ON u.update_id = d.update_id
-WHERE d.destination_id = $1 AND d.updated_at >= $2 AND d.status = 'delivered'
+WHERE d.destination_id = $1 AND d.updated_at >= $2 AND d.status = 'delivered' AND COALESCE(d.first_latency_ms, a.latency_ms) IS NOT NULL
 ORDER BY d.updated_at DESC LIMIT $3`, destID, ms(since), LatencySample)
 	if err != nil {
 		return st, fmt.Errorf("destination latency: %w", err)
