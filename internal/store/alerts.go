@@ -157,7 +157,7 @@ WHERE d.destination_id = $1 AND d.updated_at >= $2 AND a.at >= $2 AND a.status_c
 		sig.LastSuccess = fromMS(ok.Int64)
 	}
 	var oldest sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT MIN(created_at) FROM deliveries WHERE status IN ('pending', 'retrying') AND destination_id = $1`, destID).Scan(&oldest); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT MIN(created_at) FROM deliveries WHERE status IN ('pending', 'retrying') AND `+undelivered+` AND destination_id = $1`, destID).Scan(&oldest); err != nil {
 		return sig, fmt.Errorf("oldest waiting: %w", err)
 	}
 	if oldest.Valid {
@@ -169,7 +169,7 @@ WHERE d.destination_id = $1 AND d.updated_at >= $2 AND a.at >= $2 AND a.status_c
 // DeadLettersSince counts the destination's deliveries dead-lettered since.
 func (s *DB) DeadLettersSince(ctx context.Context, destID string, since time.Time) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE destination_id = $1 AND status = 'dead_lettered' AND updated_at >= $2`, destID, ms(since)).Scan(&n)
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE destination_id = $1 AND status = 'dead_lettered' AND `+undelivered+` AND updated_at >= $2`, destID, ms(since)).Scan(&n)
 	return n, err
 }
 

@@ -27,8 +27,9 @@ const selectDestinations = `WITH RECURSIVE d(id) AS (
 SELECT id FROM d WHERE id IS NOT NULL`
 
 // selectPrunableDeliveries picks up to $2 finished deliveries of destination $3 last changed
-// before $1, through deliveries_status (status, destination_id, updated_at): a range of that
-// index per terminal status. There used to be a partial index on updated_at for this
+// before $1, through deliveries_destination_time (destination_id, updated_at): the range of the
+// destination's old rows, whose status is checked on each (deliveries_undelivered, the status
+// index, does not hold delivered rows: migration 027). There used to be a partial index on updated_at for this
 // (deliveries_prune, migration 005); migration 024 dropped it, because every delivery paid for
 // it on the hot path (about an eighth of the status store's CPU per delivery on SQLite,
 // BenchmarkDeliveryLifecycle) for a pass that runs once an hour.

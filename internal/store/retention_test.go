@@ -290,13 +290,9 @@ INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) 
 		}
 		return table + "_pkey"
 	}
-	// A destination's old finished deliveries: a range of (status, destination, age) on SQLite;
-	// PostgreSQL prefers the (destination, age) range and checks the status on the rows. Both
-	// read only the destination's rows older than the horizon.
-	pruneIndex := "deliveries_status"
-	if db.Dialect() == Postgres {
-		pruneIndex = "deliveries_destination_time"
-	}
+	// A destination's old finished deliveries: the (destination, age) range, the status checked on
+	// the rows (the status index holds no delivered rows). Both read only the destination's rows
+	// older than the horizon.
 	finishedQ, finishedA := db.finishedQuery(finishedIDs(100))
 	cases := []planCase{
 		{"finished deliveries among a batch of jobs (Finished)", pk("deliveries"),
@@ -313,8 +309,13 @@ INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) 
 		{"a destination's first attempts kept on their rows, in a window (alerts, series)", "deliveries_destination_time",
 			`SELECT COUNT(*) FROM deliveries WHERE destination_id = $1 AND updated_at >= $2 AND first_attempt_at >= $2`,
 			[]any{"dst7", int64(1700000000000 + n*1000 - 3600*1000)}},
-		{"a destination's deliveries in a status (dead letters)", "deliveries_status",
-			`SELECT delivery_id FROM deliveries WHERE status = 'dead_lettered' AND destination_id = $1 ORDER BY updated_at LIMIT 100`, []any{"dst7"}},
+		{"a destination's deliveries in a status (dead letters)", "deliveries_undelivered",
+			`SELECT delivery_id FROM deliveries WHERE status = 'dead_lettered' AND ` + undelivered + ` AND destination_id = $1 ORDER BY updated_at LIMIT 100`, []any{"dst7"}},
+		{"support listing: a destination's dead letters (SearchDeliveries, aliased)", "deliveries_undelivered",
+			`SELECT d.delivery_id FROM deliveries d WHERE d.destination_id = $1 AND d.status = $2 AND d.` + undelivered + ` ORDER BY d.updated_at DESC, d.delivery_id DESC LIMIT 51`,
+			[]any{"dst7", "dead_lettered"}},
+		{"a destination's delivered deliveries, newest first", "deliveries_destination_time",
+			`SELECT delivery_id FROM deliveries WHERE status = 'delivered' AND destination_id = $1 ORDER BY updated_at DESC LIMIT 100`, []any{"dst7"}},
 		{"deliveries by hashed email", "deliveries_email",
 			`SELECT delivery_id FROM deliveries WHERE email_hash = $1 ORDER BY updated_at DESC LIMIT 50`, []any{"e77"}},
 		{"deliveries by hashed external ID", "deliveries_external_id",
@@ -326,10 +327,10 @@ INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) 
 		{"destination stats: counts in the window", "deliveries_destination_time",
 			`SELECT status, reason, COUNT(*) FROM deliveries WHERE destination_id = $1 AND updated_at >= $2 AND created_at >= $2 GROUP BY status, reason`,
 			[]any{"dst7", int64(1700000000000 + n*1000 - 3600*1000)}},
-		{"destination stats: backlog", "deliveries_status",
-			`SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'retrying') AND destination_id = $1`, []any{"dst7"}},
+		{"destination stats: backlog", "deliveries_undelivered",
+			`SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'retrying') AND ` + undelivered + ` AND destination_id = $1`, []any{"dst7"}},
 		{"prune: the destinations with deliveries", "deliveries_destination_time", selectDestinations, nil},
-		{"prune: a destination's finished deliveries by age", pruneIndex, selectPrunableDeliveries + lock, []any{horizon, 1000, "dst7"}},
+		{"prune: a destination's finished deliveries by age", "deliveries_destination_time", selectPrunableDeliveries + lock, []any{horizon, 1000, "dst7"}},
 		{"prune: delete attempts", pk("attempts"), `DELETE FROM attempts WHERE delivery_id IN ($1, $2, $3)`, []any{"d1", "d2", "d3"}},
 		{"prune: delete deliveries", pk("deliveries"), `DELETE FROM deliveries WHERE delivery_id IN ($1, $2, $3)`, []any{"d1", "d2", "d3"}},
 		{"prune: old updates", "updates_received", selectPrunableUpdates + lock, []any{horizon, 1000}},

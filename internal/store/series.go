@@ -83,12 +83,12 @@ func (s *DB) DestinationSeries(ctx context.Context, destID string, since, until 
 	// Deliveries: exclusions and dead letters by when they happened; the backlog by how long
 	// each waited.
 	// Two ranges, each on an index: rows changed in the window (deliveries_destination_time),
-	// and rows still waiting since before it (deliveries_status); an OR of the two would scan
+	// and rows still waiting since before it (deliveries_undelivered); an OR of the two would scan
 	// the destination's whole history.
 	rows, err = s.db.QueryContext(ctx, `SELECT status, created_at, updated_at FROM (
 SELECT status, created_at, updated_at FROM deliveries WHERE destination_id = $1 AND updated_at >= $2 AND created_at < $3
 UNION ALL
-SELECT status, created_at, updated_at FROM deliveries WHERE status IN ('pending', 'retrying') AND destination_id = $1 AND updated_at < $2
+SELECT status, created_at, updated_at FROM deliveries WHERE status IN ('pending', 'retrying') AND `+undelivered+` AND destination_id = $1 AND updated_at < $2
 ) w ORDER BY updated_at DESC LIMIT $4`, destID, ms(since), ms(until), SeriesSample+1)
 	if err != nil {
 		return out, fmt.Errorf("destination series: deliveries: %w", err)

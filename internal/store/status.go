@@ -43,6 +43,12 @@ func (s *DB) Apply(ctx context.Context, b delivery.Batch) error {
 	return nil
 }
 
+// undelivered is the predicate of deliveries_undelivered, the status index (status,
+// destination_id, updated_at) over every delivery not delivered (migration 027). SQLite uses a
+// partial index only for a query whose WHERE names its predicate, so every query that reads the
+// status index adds it, even where its own status test implies it.
+const undelivered = "status <> 'delivered'"
+
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // GetUpdate returns an update and each of its deliveries with their attempts, read in one

@@ -100,7 +100,7 @@ ORDER BY d.updated_at DESC LIMIT $3`, destID, ms(since), LatencySample)
 	}
 	st.AttemptLatency, st.EndToEnd = percentiles(attempt), percentiles(e2e)
 
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'retrying') AND destination_id = $1`, destID).Scan(&st.Backlog); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'retrying') AND `+undelivered+` AND destination_id = $1`, destID).Scan(&st.Backlog); err != nil {
 		return st, fmt.Errorf("destination backlog: %w", err)
 	}
 	if st.Parked, err = s.CountParked(ctx, destID); err != nil {
@@ -134,6 +134,9 @@ func (s *DB) SearchDeliveries(ctx context.Context, q delivery.Query) ([]delivery
 	}
 	if q.Status != "" {
 		w.add("d.status = " + w.arg(string(q.Status)))
+		if q.Status != delivery.Delivered {
+			w.add("d." + undelivered) // the status index holds every status but delivered
+		}
 	}
 	if q.Cursor != "" {
 		at, id, ok := decodeCursor(q.Cursor)
@@ -239,6 +242,7 @@ func (s *DB) ReplayDeadLetters(ctx context.Context, f delivery.ReplayFilter, now
 	var out delivery.ReplayOutcome
 	var w where
 	w.add("d.status = 'dead_lettered'")
+	w.add("d." + undelivered)
 	w.add("d.payload IS NOT NULL")
 	if len(f.DeliveryIDs) > 0 {
 		ph := make([]string, len(f.DeliveryIDs))
