@@ -122,7 +122,7 @@ func (w *rowWriter) insertUpdates(ctx context.Context, ups []delivery.Update) er
 // onDeliveryRow reports whether e's attempt is kept on its delivery's row (first_* columns)
 // instead of an attempts row: a delivery delivered at its first attempt, the common case, then
 // costs one row instead of two (issue #12). Every other attempt is an attempts row; readers
-// take both (attemptsOf, and the attempt queries of alerts.go, series.go and support.go).
+// take both (records in status.go, and the attempt queries of alerts.go, series.go and support.go).
 func onDeliveryRow(e delivery.Event) bool {
 	return e.Attempt != nil && e.Attempt.N == 1 && e.Status == delivery.Delivered && e.Attempt.Outcome == firstAttemptOutcome && e.Attempt.Error == ""
 }
