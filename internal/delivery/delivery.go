@@ -58,6 +58,11 @@ type Job struct {
 	// written before it existed).
 	Generation int64           `json:"generation,omitempty"`
 	Payload    json.RawMessage `json:"payload"`
+	// EmailHash and ExternalIDHash are the delivery's identity hashes (as on its Event), so
+	// that its outcome can create its row when the router's pending row was not written
+	// (Batch.Routed). Empty in jobs written before they existed: the pending row has them.
+	EmailHash      string `json:"emailHash,omitempty"`
+	ExternalIDHash string `json:"externalIdHash,omitempty"`
 }
 
 // ID returns the stable delivery ID of (update, destination): "dlv_" and 32 hex digits. It is
@@ -129,6 +134,9 @@ type Event struct {
 	Payload        json.RawMessage // kept with dead letters, for replay
 	EmailHash      string          // set when the delivery is created
 	ExternalIDHash string
+	// CreatedAt is when the delivery was created, when that is earlier than At: an outcome
+	// written in place of its pending row (Batch.Routed) keeps the pending row's time. Zero: At.
+	CreatedAt time.Time
 }
 
 // Update is the record of one accepted profile update and its fan-out.
@@ -138,6 +146,10 @@ type Update struct {
 	ReceivedAt time.Time `json:"receivedAt"`
 	RoutedAt   time.Time `json:"routedAt"`
 	Audiences  []string  `json:"audiences"`
+	// Queued are the destinations the update was queued for (its pending deliveries, in
+	// Batch.Routed). The store keeps them on the update's row, so a delivery is known to be
+	// pending from the moment its update is recorded, whether or not its own row exists yet.
+	Queued []string `json:"-"`
 }
 
 // Record is a delivery as support sees it.

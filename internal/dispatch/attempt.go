@@ -158,7 +158,7 @@ func (l *lane) deliver(it item) bool {
 
 func (l *lane) event(job delivery.Job, st delivery.Status, reason string, a *delivery.Attempt) delivery.Event {
 	return delivery.Event{DeliveryID: job.DeliveryID, UpdateID: job.UpdateID, DestinationID: job.DestinationID,
-		Status: st, Reason: reason, At: l.d.opts.Now(), Attempt: a}
+		Status: st, Reason: reason, At: l.d.opts.Now(), Attempt: a, EmailHash: job.EmailHash, ExternalIDHash: job.ExternalIDHash}
 }
 
 // finish records a final outcome (and takes the delivery out of the park); false when the store

@@ -308,6 +308,7 @@ func (r *Router) route(recs []queue.Record, gen int64) (delivery.Batch, []queue.
 			u.Audiences = append(u.Audiences, m.AudienceID)
 		}
 		b.Updates = append(b.Updates, u)
+		queued := &b.Updates[len(b.Updates)-1].Queued
 		cons := newConsents(p)
 		for i := range dests {
 			d := &dests[i]
@@ -335,15 +336,17 @@ func (r *Router) route(recs []queue.Record, gen int64) (delivery.Batch, []queue.
 				r.metrics.excluded.WithLabelValues(s.Excluded).Inc()
 				continue
 			}
-			b.Events = append(b.Events, ev)
 			job, err := delivery.EncodeJob(delivery.Job{
 				DeliveryID: ev.DeliveryID, UpdateID: env.UpdateID, DestinationID: d.ID,
 				ProfileKey: env.ProfileKey, ReceivedAt: env.ReceivedAt, Generation: gen, Payload: s.Payload,
+				EmailHash: s.EmailHash, ExternalIDHash: s.ExternalIDHash,
 			})
 			if err != nil {
 				r.log.Error("encode job", zap.Error(err))
 				continue
 			}
+			b.Routed = append(b.Routed, ev)
+			*queued = append(*queued, d.ID)
 			msgs = append(msgs, queue.Message{Key: []byte(d.ID), Value: job})
 			r.metrics.jobs.Inc()
 		}

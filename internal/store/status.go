@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/qgate/qgate/internal/delivery"
 	"github.com/qgate/qgate/internal/fault"
@@ -29,6 +31,9 @@ func (s *DB) Apply(ctx context.Context, b delivery.Batch) error {
 	w := s.rowWriter(tx.Tx)
 	defer w.close()
 	if err := w.insertUpdates(ctx, b.Updates); err != nil {
+		return err
+	}
+	if err := w.applyEvents(ctx, b.Routed); err != nil {
 		return err
 	}
 	if err := w.applyEvents(ctx, b.Events); err != nil {
@@ -59,8 +64,9 @@ func (s *DB) GetUpdate(ctx context.Context, updateID string) (delivery.Update, [
 	err := s.readSnapshot(ctx, func(q querier) error {
 		var received, routed int64
 		var auds string
-		err := q.QueryRowContext(ctx, `SELECT update_id, profile_key, received_at, routed_at, audiences FROM updates WHERE update_id = $1`, cleanText(updateID)).
-			Scan(&u.UpdateID, &u.ProfileKey, &received, &routed, &auds)
+		var queued sql.NullString
+		err := q.QueryRowContext(ctx, `SELECT update_id, profile_key, received_at, routed_at, audiences, queued FROM updates WHERE update_id = $1`, cleanText(updateID)).
+			Scan(&u.UpdateID, &u.ProfileKey, &received, &routed, &auds, &queued)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrUpdateNotFound
 		}
@@ -69,13 +75,46 @@ func (s *DB) GetUpdate(ctx context.Context, updateID string) (delivery.Update, [
 		}
 		u.ReceivedAt, u.RoutedAt = fromMS(received), fromMS(routed)
 		_ = json.Unmarshal([]byte(auds), &u.Audiences)
+		if queued.Valid {
+			_ = json.Unmarshal([]byte(queued.String), &u.Queued)
+		}
 		recs, err = records(ctx, q, `WHERE d.update_id = $1 ORDER BY d.destination_id`, cleanText(updateID))
+		if err == nil {
+			recs = withQueued(u, recs)
+		}
 		return err
 	})
 	if err != nil {
 		return u, nil, err
 	}
 	return u, recs, nil
+}
+
+// withQueued returns recs (ordered by destination) with a pending record for each destination
+// u was queued for that has no row yet: the status writer may hold a pending row back, to
+// write it merged into the delivery's first outcome (StatusWriter).
+func withQueued(u delivery.Update, recs []delivery.Record) []delivery.Record {
+	if len(u.Queued) == 0 {
+		return recs
+	}
+	have := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		have[r.DestinationID] = true
+	}
+	added := false
+	for _, dest := range u.Queued {
+		if have[dest] {
+			continue
+		}
+		have[dest] = true
+		added = true
+		recs = append(recs, delivery.Record{DeliveryID: delivery.ID(u.UpdateID, dest), UpdateID: u.UpdateID, DestinationID: dest,
+			Status: delivery.Pending, CreatedAt: u.RoutedAt, UpdatedAt: u.RoutedAt, Attempts: []delivery.Attempt{}})
+	}
+	if added {
+		slices.SortFunc(recs, func(a, b delivery.Record) int { return strings.Compare(a.DestinationID, b.DestinationID) })
+	}
+	return recs
 }
 
 // GetDelivery returns one delivery with its attempts.

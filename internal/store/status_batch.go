@@ -25,11 +25,11 @@ import (
 //     one statement, and events of one delivery must apply in order. A repeated delivery starts a
 //     new run; runs, and chunks within a run, are applied in order.
 
-// maxChunkRows bounds the rows of one statement (15 parameters each for deliveries: far below
+// maxChunkRows bounds the rows of one statement (16 parameters each for deliveries: far below
 // the parameter limits of both dialects).
 const maxChunkRows = 256
 
-const insertUpdatesHead = `INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences) VALUES `
+const insertUpdatesHead = `INSERT INTO updates (update_id, profile_key, received_at, routed_at, audiences, queued) VALUES `
 
 const upsertDeliveriesHead = `INSERT INTO deliveries
     (delivery_id, update_id, destination_id, status, reason, attempts, created_at, updated_at, next_attempt_at, email_hash, external_id_hash, payload,
@@ -56,8 +56,8 @@ const insertAttemptsHead = `INSERT INTO attempts (delivery_id, n, at, status_cod
 
 // Per-row parameter patterns: the parameter (1-based within the row) of each column.
 var (
-	updateParams   = []int{1, 2, 3, 4, 5}
-	deliveryParams = []int{1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15} // created_at = updated_at = the event's time
+	updateParams   = []int{1, 2, 3, 4, 5, 6}
+	deliveryParams = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 	attemptParams  = []int{1, 2, 3, 4, 5, 6, 7, 8}
 )
 
@@ -106,12 +106,17 @@ func (w *rowWriter) close() {
 // insertUpdates inserts updates not yet recorded (an update is recorded once).
 func (w *rowWriter) insertUpdates(ctx context.Context, ups []delivery.Update) error {
 	for _, c := range chunks(len(ups), w.maxRows) {
-		args := make([]any, 0, 5*(c[1]-c[0]))
+		args := make([]any, 0, 6*(c[1]-c[0]))
 		for _, u := range ups[c[0]:c[1]] {
 			auds, _ := json.Marshal(cleanTexts(u.Audiences))
-			args = append(args, u.UpdateID, u.ProfileKey, ms(u.ReceivedAt), ms(u.RoutedAt), string(auds))
+			var queued sql.NullString
+			if len(u.Queued) > 0 {
+				b, _ := json.Marshal(cleanTexts(u.Queued))
+				queued = sql.NullString{String: string(b), Valid: true}
+			}
+			args = append(args, u.UpdateID, u.ProfileKey, ms(u.ReceivedAt), ms(u.RoutedAt), string(auds), queued)
 		}
-		q := insertUpdatesHead + values(c[1]-c[0], updateParams, 5) + ` ON CONFLICT (update_id) DO NOTHING`
+		q := insertUpdatesHead + values(c[1]-c[0], updateParams, 6) + ` ON CONFLICT (update_id) DO NOTHING`
 		if err := w.exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("insert updates: %w", err)
 		}
@@ -139,7 +144,7 @@ func (w *rowWriter) applyEvents(ctx context.Context, events []delivery.Event) er
 	for _, run := range runs {
 		for _, c := range chunks(len(run), w.maxRows) {
 			part := run[c[0]:c[1]]
-			dargs := make([]any, 0, 15*len(part))
+			dargs := make([]any, 0, 16*len(part))
 			var aargs []any
 			for _, e := range part {
 				n := 0
@@ -154,7 +159,11 @@ func (w *rowWriter) applyEvents(ctx context.Context, events []delivery.Event) er
 				if len(e.Payload) > 0 {
 					payload = e.Payload
 				}
-				dargs = append(dargs, e.DeliveryID, e.UpdateID, e.DestinationID, cleanText(string(e.Status)), cleanText(e.Reason), n, ms(e.At), next,
+				created := e.At
+				if !e.CreatedAt.IsZero() && e.CreatedAt.Before(e.At) {
+					created = e.CreatedAt
+				}
+				dargs = append(dargs, e.DeliveryID, e.UpdateID, e.DestinationID, cleanText(string(e.Status)), cleanText(e.Reason), n, ms(created), ms(e.At), next,
 					nullString(e.EmailHash), nullString(e.ExternalIDHash), payload)
 				if onDeliveryRow(e) {
 					a := e.Attempt
@@ -166,7 +175,7 @@ func (w *rowWriter) applyEvents(ctx context.Context, events []delivery.Event) er
 					aargs = append(aargs, e.DeliveryID, a.N, ms(a.At), a.StatusCode, a.LatencyMS, cleanText(a.Outcome), cleanText(a.Reason), cleanText(a.Error))
 				}
 			}
-			if err := w.exec(ctx, upsertDeliveriesHead+values(len(part), deliveryParams, 15)+upsertDeliveriesTail, dargs...); err != nil {
+			if err := w.exec(ctx, upsertDeliveriesHead+values(len(part), deliveryParams, 16)+upsertDeliveriesTail, dargs...); err != nil {
 				return fmt.Errorf("upsert deliveries: %w", err)
 			}
 			// Attempts of one chunk may need more than one statement (chunks of powers of two).

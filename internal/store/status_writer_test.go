@@ -164,7 +164,7 @@ func testWriterStoreFaults(t *testing.T, b backend) {
 	w := NewStatusWriter(db)
 	defer w.Close()
 	// short is a writer whose transactions time out after 500 ms, for the faults that hang.
-	short := newStatusWriter(db, 500*time.Millisecond)
+	short := newStatusWriter(db, 500*time.Millisecond, defaultHold)
 	defer short.Close()
 
 	batches := func(prefix string) map[string]delivery.Batch {
@@ -391,7 +391,7 @@ func testWriterClose(t *testing.T, b backend) {
 // batch, and every caller hears an error.
 func testWriterFallbackBudget(t *testing.T, b backend) {
 	db, inj := openFaulty(t, b)
-	w := newStatusWriter(db, 300*time.Millisecond)
+	w := newStatusWriter(db, 300*time.Millisecond, defaultHold)
 	defer w.Close()
 
 	release := holdWriter(t, w, inj)

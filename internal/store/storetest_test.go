@@ -163,4 +163,6 @@ func suite(t *testing.T, b backend) {
 	t.Run("writer caller gone", func(t *testing.T) { testWriterCallerGone(t, b) })
 	t.Run("writer close", func(t *testing.T) { testWriterClose(t, b) })
 	t.Run("writer fallback budget", func(t *testing.T) { testWriterFallbackBudget(t, b) })
+	t.Run("writer holds pending rows", func(t *testing.T) { testWriterHold(t, b) })
+	t.Run("writer hold faults", func(t *testing.T) { testWriterHoldFaults(t, b) })
 }

@@ -49,10 +49,12 @@ func checkBatch(b delivery.Batch) error {
 			return err
 		}
 	}
-	for _, e := range b.Events {
-		if err := checkIDs("deliveryId", e.DeliveryID, "updateId", e.UpdateID, "destinationId", e.DestinationID,
-			"emailHash", e.EmailHash, "externalIdHash", e.ExternalIDHash); err != nil {
-			return err
+	for _, events := range [2][]delivery.Event{b.Routed, b.Events} {
+		for _, e := range events {
+			if err := checkIDs("deliveryId", e.DeliveryID, "updateId", e.UpdateID, "destinationId", e.DestinationID,
+				"emailHash", e.EmailHash, "externalIdHash", e.ExternalIDHash); err != nil {
+				return err
+			}
 		}
 	}
 	for _, p := range b.Park {
