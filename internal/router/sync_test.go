@@ -232,8 +232,13 @@ func (r *syncRig) checkRoutedTo(t *testing.T, d destination.Destination) {
 	if job.DestinationID != d.ID || job.Generation < created.Generation {
 		t.Fatalf("job for %s at generation %d, want %s at %d or later", job.DestinationID, job.Generation, d.ID, created.Generation)
 	}
-	if len(r.out.batches) != 1 || len(r.out.batches[0].Events) != 1 || r.out.batches[0].Events[0].Status != delivery.Pending {
+	if b := r.out.batches; len(b) != 1 || len(b[0].Events) != 0 || len(b[0].Routed) != 1 || b[0].Routed[0].Status != delivery.Pending ||
+		len(b[0].Updates) != 1 || len(b[0].Updates[0].Queued) != 1 || b[0].Updates[0].Queued[0] != d.ID {
 		t.Fatalf("recorded %+v, want the update with one pending delivery", r.out.batches)
+	}
+	// The job carries the identity hashes, so that its outcome can write the whole row.
+	if p := r.out.batches[0].Routed[0]; job.EmailHash == "" || job.EmailHash != p.EmailHash || job.ExternalIDHash != p.ExternalIDHash {
+		t.Errorf("job's identity hashes %q %q, want the pending row's %q %q", job.EmailHash, job.ExternalIDHash, p.EmailHash, p.ExternalIDHash)
 	}
 }
 
