@@ -67,11 +67,13 @@ type heldID struct {
 	due time.Time
 }
 
-// Defaults of a StatusWriter's hold: 2 s covers a delivery's first attempt at any rate the
-// destinations allow (Qualtrics answers in tens of milliseconds); 32,768 rows is 2 s at 16,000
-// deliveries/s, about 12 MB.
+// Defaults of a StatusWriter's hold. 10 s covers a delivery's first attempt when it waits for
+// its turn behind a few seconds of its destination's traffic (Qualtrics answers in tens of
+// milliseconds); a delivery that waits longer is a backlog, and its pending row is written so
+// that the backlog views show it. 32,768 rows (about 20 MB) bounds what is held, whatever the
+// rate: beyond it the oldest are written at once.
 const (
-	defaultHold    = 2 * time.Second
+	defaultHold    = 10 * time.Second
 	defaultMaxHeld = 1 << 15
 	// heldRetry spaces the attempts to write held rows while the store refuses them.
 	heldRetry = time.Second
