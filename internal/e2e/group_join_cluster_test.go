@@ -32,6 +32,14 @@ func TestClusterMemberJoinsDuringRebalance(t *testing.T) {
 	if _, err := kafka.EnsureTopics(ctx, c.brokers, kafka.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 3}); err != nil {
 		fatal(t, err)
 	}
+	// As a node does after creating its topics: until every broker leads the new topic's
+	// partitions, publishes to it fail (CI once saw partition 0 get nothing for the first case's
+	// 3 s).
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := kafka.AwaitLeaders(actx, c.brokers, topic); err != nil {
+		fatalf(t, "leaders of %s: %v", topic, err)
+	}
 	p := kafka.NewProducer(c.brokers, topic, kafka.ProducerOptions{})
 	defer p.Close()
 	stopProducing, producing := make(chan struct{}), make(chan struct{})
@@ -77,6 +85,22 @@ func TestClusterMemberJoinsDuringRebalance(t *testing.T) {
 			ends[po.Partition] = po.LastOffset
 		}
 		return ends, nil
+	}
+
+	// The stream is running once every partition has records: the cases start from there.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ends, err := endOffsets()
+		running := err == nil
+		for _, end := range ends {
+			running = running && end > 0
+		}
+		if running {
+			break
+		}
+		if time.Now().After(deadline) {
+			fatalf(t, "the stream did not reach every partition within 30 s (ends %v, %v)", ends, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	delays := []time.Duration{0, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
