@@ -208,3 +208,27 @@ func testWriterHoldFaults(t *testing.T, b backend) {
 		}
 	})
 }
+
+func TestSQLiteCheckpoints(t *testing.T) { testCheckpoints(t, sqliteBackend) }
+
+// testCheckpoints (SQLite): the store checkpoints its write-ahead log in the background once
+// there were writes, and not while nothing is written (an idle node does no work for it).
+func testCheckpoints(t *testing.T, b backend) {
+	db, inj := openFaulty(t, b)
+	checkpoints := func() int {
+		return inj.Statements()[storefault.Statement{Op: storefault.Query, Query: checkpointQuery}]
+	}
+	before := checkpoints()
+	apply(t, db, fullBatch("ck1"))
+	waitFor(t, "a background checkpoint after a write", func() bool { return checkpoints() > before })
+	// Idle: no write, so no checkpoint over the next rounds. (Absence needs a window: three
+	// rounds of checkpointEvery, after one more round in which the write could still be seen.)
+	time.Sleep(checkpointEvery + checkpointEvery/2)
+	idle := checkpoints()
+	time.Sleep(3 * checkpointEvery)
+	if n := checkpoints() - idle; n != 0 {
+		t.Errorf("%d checkpoints while nothing was written", n)
+	}
+	apply(t, db, fullBatch("ck2"))
+	waitFor(t, "a checkpoint after the next write", func() bool { return checkpoints() > idle })
+}

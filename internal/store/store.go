@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,9 @@ type DB struct {
 	gate  chan struct{} // the write gate (write_gate.go); nil on PostgreSQL
 	// gateWaiting counts the writes waiting at the gate.
 	gateWaiting atomic.Int32
+	// writes counts the writes through the gate (SQLite), for the checkpointer (checkpoint.go).
+	writes atomic.Int64
+	ckpt   *checkpointer // SQLite's background checkpoints; nil on PostgreSQL
 }
 
 // Options adjust how OpenWith connects; the zero value is Open.
@@ -83,7 +87,7 @@ func OpenWith(ctx context.Context, url, dataDir string, o Options) (*DB, error) 
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
 		path := filepath.Join(dataDir, "qgate.db")
-		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=analysis_limit(1000)&_txlock=immediate"
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=analysis_limit(1000)&_pragma=wal_autocheckpoint(" + strconv.Itoa(autoCheckpointPages) + ")&_txlock=immediate"
 		c, err := sqlite.NewConnector(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
@@ -99,6 +103,9 @@ func OpenWith(ctx context.Context, url, dataDir string, o Options) (*DB, error) 
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
 		return nil, err
+	}
+	if s.dialect == SQLite {
+		s.startCheckpoints()
 	}
 	return s, nil
 }
@@ -129,6 +136,7 @@ func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the database.
 func (s *DB) Close() error {
+	s.stopCheckpoints()
 	s.stmts.Range(func(_, v any) bool {
 		v.(*sql.Stmt).Close()
 		return true

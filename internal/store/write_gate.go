@@ -32,7 +32,10 @@ func (s *DB) lockWrite(ctx context.Context) (release func(), err error) {
 	defer s.gateWaiting.Add(-1)
 	select {
 	case s.gate <- struct{}{}:
-		return func() { <-s.gate }, nil
+		return func() {
+			s.writes.Add(1)
+			<-s.gate
+		}, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting to write: %w", context.Cause(ctx))
 	}
