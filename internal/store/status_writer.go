@@ -97,7 +97,8 @@ type writeReq struct {
 // they then hear ErrOutcomeUnknown.
 const applyTimeout = 30 * time.Second
 
-// NewStatusWriter starts a writer over db. Close stops it after pending writes.
+// NewStatusWriter starts a writer over db. Close stops it after pending writes and the rows it
+// holds.
 func NewStatusWriter(db *DB) *StatusWriter { return newStatusWriter(db, applyTimeout, defaultHold) }
 
 func newStatusWriter(db *DB, timeout, hold time.Duration) *StatusWriter {
@@ -108,7 +109,8 @@ func newStatusWriter(db *DB, timeout, hold time.Duration) *StatusWriter {
 }
 
 // Write applies b durably, sharing a transaction with concurrent writes. It returns nil only
-// once b is committed. A batch with an invalid identifier is refused at once (ErrInvalidText).
+// once b is committed — all of it but b.Routed, whose rows are held and written later or merged
+// into their deliveries' first events (see StatusWriter). A batch with an invalid identifier is refused at once (ErrInvalidText).
 // When ctx ends first, the error says whether b can still be applied (ErrNotApplied,
 // ErrOutcomeUnknown); after Close it is ErrClosed.
 func (w *StatusWriter) Write(ctx context.Context, b delivery.Batch) error {
