@@ -110,8 +110,8 @@ func newStatusWriter(db *DB, timeout, hold time.Duration) *StatusWriter {
 
 // Write applies b durably, sharing a transaction with concurrent writes. It returns nil only
 // once b is committed — all of it but b.Routed, whose rows are held and written later or merged
-// into their deliveries' first events (see StatusWriter). A batch with an invalid identifier is refused at once (ErrInvalidText).
-// When ctx ends first, the error says whether b can still be applied (ErrNotApplied,
+// into their deliveries' first events (see StatusWriter). A batch with an invalid identifier is
+// refused at once (ErrInvalidText). When ctx ends first, the error says whether b can still be applied (ErrNotApplied,
 // ErrOutcomeUnknown); after Close it is ErrClosed.
 func (w *StatusWriter) Write(ctx context.Context, b delivery.Batch) error {
 	if b.Size() == 0 {
@@ -213,7 +213,7 @@ func (w *StatusWriter) loop() {
 		if len(group) == 0 && len(due) == 0 {
 			continue
 		}
-		if !w.write(group, due, now) && len(due) > 0 {
+		if !w.write(group, due, now) {
 			retryAt = now.Add(heldRetry)
 		}
 	}
@@ -247,14 +247,20 @@ func (w *StatusWriter) takeDue(now time.Time) []delivery.Event {
 		if !ok || (due.After(now) && len(w.held) <= w.maxHeld) {
 			return out
 		}
-		id := w.order[0].id
-		w.order = w.order[1:]
-		out = append(out, w.held[id].ev)
-		delete(w.held, id)
+		out = append(out, w.takeOldest())
 	}
 }
 
-// holdRows holds evs back until now+wait, keeping the earlier entry of a row held already.
+// takeOldest takes out the oldest held row; nextDue must have found one.
+func (w *StatusWriter) takeOldest() delivery.Event {
+	id := w.order[0].id
+	w.order = w.order[1:]
+	ev := w.held[id].ev
+	delete(w.held, id)
+	return ev
+}
+
+// holdRows holds evs back until due, keeping the earlier entry of a row held already.
 func (w *StatusWriter) holdRows(evs []delivery.Event, due time.Time) {
 	for _, e := range evs {
 		if _, ok := w.held[e.DeliveryID]; ok {
@@ -269,13 +275,9 @@ func (w *StatusWriter) holdRows(evs []delivery.Event, due time.Time) {
 // delivery's first outcome writes it (see StatusWriter).
 func (w *StatusWriter) flushHeld() {
 	var evs []delivery.Event
-	for _, h := range w.order {
-		if r, ok := w.held[h.id]; ok && r.due.Equal(h.due) {
-			evs = append(evs, r.ev)
-		}
+	for _, ok := w.nextDue(); ok; _, ok = w.nextDue() {
+		evs = append(evs, w.takeOldest())
 	}
-	clear(w.held)
-	w.order = nil
 	if len(evs) > 0 {
 		w.write(nil, evs, time.Now())
 	}
@@ -285,8 +287,8 @@ func (w *StatusWriter) flushHeld() {
 // answers each caller. An event of the group whose pending row is held — since earlier, due
 // now, or in the group itself — is written in its place, merged with it (withPending); the
 // group's other pending rows are held once their batch is applied. It reports whether the due
-// held rows were written; when they were not, they are held again, as are the pending rows
-// merged into a batch that failed.
+// held rows were written (true when there were none); when they were not, they are held again,
+// as are the pending rows merged into a batch that failed.
 func (w *StatusWriter) write(group []*writeReq, due []delivery.Event, now time.Time) bool {
 	pending := map[string]delivery.Event{} // due rows and the group's own, by delivery ID
 	for _, e := range due {
