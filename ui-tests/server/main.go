@@ -45,6 +45,7 @@ type Seeded struct {
 	ExcludedOnly string            `json:"excludedOnly"` // an email whose only delivery is excluded
 	Destinations map[string]string `json:"destinations"` // name → ID
 	FirstUpdate  string            `json:"firstUpdate"`  // Dave's first update (one retry, then delivered)
+	DaveUpdates  []string          `json:"daveUpdates"`  // every one of Dave's updates, oldest first
 	Deliveries   int               `json:"daveDeliveries"`
 	DeadLetters  int               `json:"deadLetters"`
 	Survey       SurveySeed        `json:"survey"`
@@ -271,6 +272,7 @@ func seed(ctx context.Context, base string, sim *simulator.Simulator, simURL str
 		if err != nil {
 			return s, err
 		}
+		s.DaveUpdates = append(s.DaveUpdates, id)
 		if i == 0 {
 			s.FirstUpdate = id
 			// The first update settles before the others go, so that it alone meets the 503.
