@@ -23,6 +23,7 @@ func (l *lane) drain() {
 	t := time.NewTicker(l.d.opts.DrainInterval)
 	defer t.Stop()
 	lastClaim := l.d.opts.Now()
+	parkEmpty := false // the last renewal's reconcile found nothing parked (reconcile)
 	for {
 		select {
 		case <-l.ctx.Done():
@@ -36,13 +37,16 @@ func (l *lane) drain() {
 			if l.claim() && l.d.removeLane(l) {
 				return
 			}
-			l.reconcile()
+			parkEmpty = l.reconcile()
 			lastClaim = now
 		} else if l.reread.Swap(false) {
-			l.reconcile()
+			parkEmpty = l.reconcile()
 		}
 		l.mu.Lock()
-		ready := l.owned && (l.parkedTotal > 0 || now.Sub(lastClaim) < l.d.opts.DrainInterval)
+		// Right after a renewal the park is read once even when nothing is known to be parked
+		// (another node may have parked while this one did not hold the claim), unless the
+		// renewal's reconcile has just counted it empty.
+		ready := l.owned && (l.parkedTotal > 0 || (now.Sub(lastClaim) < l.d.opts.DrainInterval && !parkEmpty))
 		l.mu.Unlock()
 		if !ready {
 			continue

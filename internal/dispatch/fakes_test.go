@@ -48,6 +48,8 @@ type memStore struct {
 	// afterParkedProfiles, if set, runs after ParkedProfiles has read (outside the lock): what
 	// happens "during the read" that the read missed.
 	afterParkedProfiles func()
+	// afterCountParked is the same for CountParked.
+	afterCountParked func()
 }
 
 type claimRow struct {
@@ -249,12 +251,16 @@ func (s *memStore) CountParked(ctx context.Context, destID string) (int64, error
 		return 0, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	var n int64
 	for _, p := range s.parked {
 		if p.DestinationID == destID {
 			n++
 		}
+	}
+	after := s.afterCountParked
+	s.mu.Unlock()
+	if after != nil {
+		after()
 	}
 	return n, nil
 }

@@ -122,6 +122,13 @@ func TestConcurrentReconcilesKeepParkCounts(t *testing.T) {
 		l := r.d.lanes[rigDest]
 		r.d.mu.Unlock()
 
+		// Something else is parked, so that each reconcile reads the per-profile counts (one
+		// that counts the park empty skips that read).
+		if err := r.st.Write(t.Context(), delivery.Batch{Park: []delivery.Parked{{DeliveryID: "dlv_z1", DestinationID: rigDest, ProfileKey: "z",
+			Seq: 1, DueAt: time.Now().Add(time.Hour), Job: []byte(`{}`)}}}); err != nil {
+			t.Fatal(err)
+		}
+
 		// The first read waits (up to 1 s) for a second one to begin; after the second read, a
 		// worker parks a delivery of q (row written, then counted), which neither read saw.
 		first, second := make(chan struct{}), make(chan struct{})
@@ -148,7 +155,11 @@ func TestConcurrentReconcilesKeepParkCounts(t *testing.T) {
 			}
 		}
 		r.d.Wake(rigDest)
-		<-first
+		select {
+		case <-first:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reconcile read the per-profile park counts")
+		}
 		r.d.Wake(rigDest)
 		advance(2 * time.Second)
 		r.st.mu.Lock()

@@ -92,8 +92,18 @@ func TestOverflowBoundsParkStateAndKeepsOrder(t *testing.T) {
 }
 
 // A delivery parked while reconcile reads the store (so the read misses it) still counts: the
-// profile's next live job must wait behind it, not overtake it.
+// profile's next live job must wait behind it, not overtake it. Reconcile reads the park's count,
+// then (when it is not empty) the count per profile: the delivery is parked during either.
 func TestReconcileKeepsParksMadeDuringItsRead(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		nonEmpty bool // something else is parked: the per-profile count is read
+	}{{"during the count of an empty park", false}, {"during the per-profile count", true}} {
+		t.Run(c.name, func(t *testing.T) { testParkDuringReconcile(t, c.nonEmpty) })
+	}
+}
+
+func testParkDuringReconcile(t *testing.T, nonEmpty bool) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, Options{DrainInterval: drainTick, IdleRelease: time.Hour}, fastRate, func(string, int, int) reply { return ok200() })
 		defer r.close()
@@ -102,18 +112,35 @@ func TestReconcileKeepsParksMadeDuringItsRead(t *testing.T) {
 		r.d.mu.Lock()
 		l := r.d.lanes[rigDest]
 		r.d.mu.Unlock()
+		if nonEmpty {
+			if err := r.st.Write(t.Context(), delivery.Batch{Park: []delivery.Parked{{DeliveryID: "dlv_z1", DestinationID: rigDest, ProfileKey: "z",
+				Seq: 1, DueAt: time.Now().Add(time.Hour), Job: []byte(`{}`)}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
 
 		// During the read, a worker parks a delivery of profile q (row written, then counted)
 		// and lets go of it — as park() followed by release() does.
-		r.st.afterParkedProfiles = func() {
-			r.st.afterParkedProfiles = nil
+		ran := false
+		during := func() {
+			r.st.afterParkedProfiles, r.st.afterCountParked, ran = nil, nil, true
 			_ = r.st.Write(context.Background(), delivery.Batch{Park: []delivery.Parked{{DeliveryID: "dlv_q1", DestinationID: rigDest, ProfileKey: "q",
 				Seq: 1, DueAt: time.Now().Add(time.Hour), Job: []byte(`{}`)}}})
 			l.mu.Lock()
 			l.addParkedLocked("q")
 			l.mu.Unlock()
 		}
-		l.reconcile()
+		if nonEmpty {
+			r.st.afterParkedProfiles = during
+		} else {
+			r.st.afterCountParked = during
+		}
+		if empty := l.reconcile(); empty {
+			t.Error("reconcile reported an empty park while a delivery was being parked")
+		}
+		if !ran {
+			t.Fatal("the read that the park was to meet did not happen")
+		}
 		l.mu.Lock()
 		n := l.parked["q"]
 		l.mu.Unlock()

@@ -68,8 +68,9 @@ func benchStatusWrite(b *testing.B, db *DB, writers int) {
 
 // BenchmarkDeliveryLifecycle measures the status store's work for one delivery as the
 // pipeline writes it: the router records each update with its pending delivery (batches of
-// 100, as a batch-100 ingest routes them), then 64 concurrent lanes each finish one delivery
-// per Write, delivered at the first attempt. IDs are the pipeline's (UUIDv7 update IDs,
+// 100, as a batch-100 ingest routes them; the pending rows in Batch.Routed, held by the
+// writer), then 64 concurrent lanes each finish one delivery per Write, delivered at the first
+// attempt, each merged into its held pending row. IDs are the pipeline's (UUIDv7 update IDs,
 // delivery.ID), spread over 400 destinations, each with an email hash. One op is one delivery;
 // run the test binary under /usr/bin/time for CPU per delivery (wall time on a shared machine
 // mostly measures the load).
@@ -100,8 +101,8 @@ func benchLifecycle(b *testing.B, db *DB) {
 			dest := fmt.Sprintf("dst_%03d", (done+i)%400)
 			id := delivery.ID(uid, dest)
 			email := delivery.HashIdentity(fmt.Sprintf("p%d@example.com", done+i))
-			rb.Updates = append(rb.Updates, delivery.Update{UpdateID: uid, ProfileKey: "pk_" + email[:16], ReceivedAt: now, RoutedAt: now, Audiences: []string{"aud"}})
-			rb.Events = append(rb.Events, delivery.Event{DeliveryID: id, UpdateID: uid, DestinationID: dest, Status: delivery.Pending, At: now, EmailHash: email})
+			rb.Updates = append(rb.Updates, delivery.Update{UpdateID: uid, ProfileKey: "pk_" + email[:16], ReceivedAt: now, RoutedAt: now, Audiences: []string{"aud"}, Queued: []string{dest}})
+			rb.Routed = append(rb.Routed, delivery.Event{DeliveryID: id, UpdateID: uid, DestinationID: dest, Status: delivery.Pending, At: now, EmailHash: email})
 			finish[i] = delivery.Event{DeliveryID: id, UpdateID: uid, DestinationID: dest, Status: delivery.Delivered, At: now,
 				Attempt: &delivery.Attempt{N: 1, At: now, StatusCode: 200, LatencyMS: 3, Outcome: "delivered", Reason: "ok"}, EmailHash: email}
 		}
